@@ -1,0 +1,176 @@
+"""Command line: `python -m pipeline <command>`; `python -m pipeline --help` lists them."""
+
+import argparse
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+
+from pipeline import config
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("pipeline")
+
+DEMO_JOB = "customer_churn"
+DEMO_TABLES = {"demo.customers": 200_000, "demo.deliveries": 20_000}
+
+
+def warehouse() -> str:
+    """The configured warehouse, else the embedded Postgres (started if needed)."""
+    try:
+        return config.database_url()
+    except PipelineError:
+        from pipeline import embedded
+
+        log.info("DATABASE_URL is unset: using the embedded Postgres in %s", embedded.DEFAULT_DIR)
+        return embedded.database_url()
+
+
+def cmd_migrate(args) -> int:
+    from pipeline.migrate import migrate
+
+    applied = migrate(warehouse())
+    print(f"migrations applied: {applied or 'none (up to date)'}")
+    return 0
+
+
+def cmd_seed(args) -> int:
+    from pipeline.demo_data import seed_table
+
+    url = warehouse()
+    tables = {t: args.rows or rows for t, rows in DEMO_TABLES.items()}
+    for table, rows in tables.items():
+        seed_table(url, table, rows if table == "demo.customers" else min(rows, 20_000))
+    return 0
+
+
+def cmd_check(args) -> int:
+    from pipeline.spec import load_specs
+
+    specs = load_specs(config.jobs_dir())
+    for spec in specs:
+        print(f"ok  {spec.name}: {spec.source.table} -> scoring.{spec.latest_view}")
+    return 0
+
+
+def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> tuple[str, str]:
+    """Run one job's DAG through Airflow; returns (state, run_id)."""
+    from pipeline import airflow_home
+    from pipeline.runs import parse_timestamp
+    from pipeline.spec import find_spec
+
+    find_spec(job, config.jobs_dir())  # a clear error before Airflow starts
+    airflow_home.ensure_metadata_db()
+    from pipeline.airflow_dags import run_once
+
+    logical_date = parse_timestamp(as_of) if as_of else datetime.now(UTC).replace(microsecond=0)
+    conf = {"as_of": as_of, "force_promote": force_promote, "retrain": retrain}
+    state = run_once(job, logical_date, conf)
+    return state, logical_date
+
+
+def cmd_run(args) -> int:
+    from pipeline.migrate import migrate
+    from pipeline.report import print_run_summary
+
+    url = warehouse()
+    migrate(url)
+    started = time.perf_counter()
+    state, logical_date = run_job(args.job, args.as_of, args.force_promote, args.retrain)
+    print_run_summary(url, args.job, logical_date, time.perf_counter() - started)
+    return 0 if state == "success" else 1
+
+
+def cmd_demo(args) -> int:
+    from pipeline.demo_data import seed_table
+    from pipeline.migrate import migrate
+    from pipeline.report import print_run_summary
+
+    url = warehouse()
+    migrate(url)
+    for table, rows in DEMO_TABLES.items():
+        if args.reseed or not table_exists(url, table):
+            seed_table(url, table, args.rows if args.rows and table == "demo.customers" else rows)
+    started = time.perf_counter()
+    state, logical_date = run_job(DEMO_JOB, None, False, "auto")
+    print_run_summary(url, DEMO_JOB, logical_date, time.perf_counter() - started)
+    return 0 if state == "success" else 1
+
+
+def table_exists(url: str, table: str) -> bool:
+    from pipeline import db
+
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+        return cur.fetchone()[0]
+
+
+def cmd_suggest(args) -> int:
+    from pipeline.spec import find_spec
+    from pipeline.suggest import write_suggestions
+
+    spec = find_spec(args.job, config.jobs_dir())
+    paths = write_suggestions(warehouse(), spec, overwrite=args.overwrite)
+    for path in paths:
+        print(f"wrote {path}: review every bound and severity, then commit it")
+    return 0
+
+
+def cmd_stop_db(args) -> int:
+    from pipeline import embedded
+
+    print("embedded Postgres stopped" if embedded.stop() else "embedded Postgres was not running")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Nightly batch scoring. The warehouse is DATABASE_URL (or the Airflow "
+        "connection env AIRFLOW_CONN_WAREHOUSE); when neither is set, an embedded Postgres "
+        "in .pgdata/ is started and used.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name, fn, help_text):
+        c = sub.add_parser(name, help=help_text, description=help_text)
+        c.set_defaults(fn=fn)
+        return c
+
+    command("migrate", cmd_migrate, "create or upgrade the scoring schema")
+    c = command("seed", cmd_seed, "(re)create the demo tables with seeded synthetic rows")
+    c.add_argument("--rows", type=int, help="rows in demo.customers (default 200000)")
+    command("check", cmd_check, "parse every job spec in dags/jobs and report problems")
+    c = command(
+        "run", cmd_run, "run one job's DAG once through Airflow; non-zero exit if it failed"
+    )
+    c.add_argument("job")
+    c.add_argument("--as-of", help="cut-off timestamp (ISO-8601); default: now")
+    c.add_argument("--force-promote", action="store_true", help="promote the candidate regardless")
+    c.add_argument("--retrain", choices=["auto", "always", "never"], default="auto")
+    c = command("demo", cmd_demo, "demo data + one customer_churn run (embedded Postgres)")
+    c.add_argument("--rows", type=int, help="rows in demo.customers (default 200000)")
+    c.add_argument("--reseed", action="store_true", help="recreate the demo tables first")
+    c = command("suggest-expectations", cmd_suggest, "write starter GX suites for a job")
+    c.add_argument("job")
+    c.add_argument("--overwrite", action="store_true")
+    command("stop-db", cmd_stop_db, "stop the embedded Postgres")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.fn(args)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

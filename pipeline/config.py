@@ -1,0 +1,42 @@
+"""Settings from the environment, with defaults that work in a fresh checkout."""
+
+import os
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def jobs_dir() -> Path:
+    """Folder of job specs (`SCORING_JOBS_DIR`, default `dags/jobs`)."""
+    return Path(os.environ.get("SCORING_JOBS_DIR", PROJECT_ROOT / "dags" / "jobs"))
+
+
+def expectations_dir() -> Path:
+    """Folder of Great Expectations suites (`SCORING_EXPECTATIONS_DIR`, default `expectations`)."""
+    return Path(os.environ.get("SCORING_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations"))
+
+
+def data_root() -> str:
+    """Where snapshots, models and run outputs live: a local folder or a pyarrow URI (s3://...)."""
+    return os.environ.get("SCORING_DATA_ROOT", str(PROJECT_ROOT / "data"))
+
+
+def database_url() -> str:
+    """The warehouse URL: `DATABASE_URL`, else the Airflow connection `AIRFLOW_CONN_WAREHOUSE`."""
+    url = os.environ.get("DATABASE_URL") or os.environ.get("AIRFLOW_CONN_WAREHOUSE")
+    if not url:
+        raise ConfigError(
+            "no warehouse configured: set DATABASE_URL (or the Airflow connection 'warehouse', "
+            "AIRFLOW_CONN_WAREHOUSE), or use `python -m pipeline demo`, which starts an embedded "
+            "Postgres"
+        )
+    return normalize_url(url)
+
+
+def normalize_url(url: str) -> str:
+    """Accept Airflow's `postgres://` spelling as well as `postgresql://`."""
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
+    return url

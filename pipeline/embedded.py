@@ -1,0 +1,48 @@
+"""An embedded PostgreSQL (the `pgserver` wheel ships the binaries) for demos and tests.
+
+Used only when `DATABASE_URL` is unset. The server keeps running after the command so an
+analyst can query the results; `make stop-db` (or `python -m pipeline stop-db`) stops it.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from pipeline.config import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DIR = PROJECT_ROOT / ".pgdata"
+
+
+def start(data_dir: Path = DEFAULT_DIR) -> str:
+    """Start (or reuse) the embedded server in `data_dir`; returns its URL."""
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(data_dir), cleanup_mode=None)
+    url = server.get_uri()
+    log.info("embedded Postgres running in %s", data_dir)
+    return url
+
+
+def database_url() -> str:
+    """`DATABASE_URL` if set, else the embedded server's URL (started if needed, then exported)."""
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = start()
+    return os.environ["DATABASE_URL"]
+
+
+def stop(data_dir: Path = DEFAULT_DIR) -> bool:
+    """Stop the embedded server if it runs (fast shutdown); returns whether one was signalled."""
+    import signal
+
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().splitlines()[0])
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,64 @@
+"""What made a result: the code version and the versions of the libraries that matter."""
+
+import hashlib
+import os
+import subprocess
+from functools import cache
+from importlib import metadata
+
+from pipeline.config import PROJECT_ROOT
+
+LIBRARIES = (
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scipy",
+    "great-expectations",
+    "skops",
+    "apache-airflow",
+    "psycopg2-binary",
+)
+
+
+@cache
+def code_version() -> str:
+    """`CODE_VERSION` if set (images), else the git commit (+dirty), else a hash of the sources."""
+    if os.environ.get("CODE_VERSION"):
+        return os.environ["CODE_VERSION"]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--", "pipeline", "sql"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+        ).stdout.strip()
+        return f"git:{commit[:12]}" + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return f"src:{source_hash()[:12]}"
+
+
+def source_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((PROJECT_ROOT / "pipeline").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@cache
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

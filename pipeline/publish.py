@@ -1,0 +1,148 @@
+"""Publish a run: its predictions and its scoring_runs row in one transaction.
+
+Analysts read `scoring.<job>_latest`, which shows the last published run; until this
+transaction commits they keep seeing the previous one, never a half-written run. Re-publishing
+the same run replaces its rows, so nothing is ever duplicated.
+"""
+
+import io
+import json
+import logging
+import time
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from psycopg2 import sql
+
+from pipeline import db
+from pipeline.errors import PipelineError
+from pipeline.progress import Progress
+from pipeline.provenance import code_version
+from pipeline.spec import JobSpec
+from pipeline.storage import DataRoot
+
+log = logging.getLogger(__name__)
+
+KEY_TYPES = {
+    "smallint": "bigint",
+    "integer": "bigint",
+    "bigint": "bigint",
+    "text": "text",
+    "character varying": "text",
+    "character": "text",
+    "uuid": "uuid",
+}
+COPY_COLUMNS = ("run_id", "key", "score", "label", "model_version", "as_of", "scored_at")
+
+
+def ensure_job_objects(cur, spec: JobSpec, key_pg_type: str) -> None:
+    """Create the job's predictions table and latest view from sql/job_objects.sql."""
+    if key_pg_type not in KEY_TYPES:
+        raise PipelineError(
+            f"job {spec.name}: key column {spec.source.key} has type {key_pg_type!r}; "
+            f"supported key types: {sorted(KEY_TYPES)}"
+        )
+    template = db.read_sql_file("job_objects.sql")
+    cur.execute(
+        sql.SQL(template).format(
+            predictions=db.scoring_ident(spec.predictions_table),
+            latest=db.scoring_ident(spec.latest_view),
+            job=sql.Literal(spec.name),
+            key_type=sql.SQL(KEY_TYPES[key_pg_type]),
+        )
+    )
+
+
+def publish_run(url: str, spec: JobSpec, run: dict, parts: list[dict], lineage: dict) -> dict:
+    """Replace this run's predictions, mark it published; all or nothing."""
+    started = time.perf_counter()
+    root = DataRoot()
+    scored_at = datetime.now(UTC)
+    total = sum(p["rows"] for p in parts)
+    progress = Progress(log, f"publish {spec.name}", total)
+    table = db.scoring_ident(spec.predictions_table)
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
+    )
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"publish:{spec.name}",))
+        key_type = db.table_columns(conn, spec.source.table)[spec.source.key]
+        ensure_job_objects(cur, spec, key_type)
+        cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(table), (run["run_id"],))
+        if cur.rowcount:
+            log.info("re-publishing run %s: replaced %d earlier rows", run["run_id"], cur.rowcount)
+        copy_text = copy_sql.as_string(conn)
+        constants = {
+            "run_id": run["run_id"],
+            "model_version": lineage["model_version"],
+            "as_of": run["as_of"],
+            "scored_at": scored_at.isoformat(),
+        }
+        for part in sorted(parts, key=lambda p: p["index"]):
+            with root.open_input(root.path_of(part["uri"])) as src:
+                for batch in pq.ParquetFile(src).iter_batches(batch_size=200_000):
+                    cur.copy_expert(copy_text, csv_rows(batch, constants))
+                    progress.advance(batch.num_rows)
+        published = upsert_run(cur, spec, run, lineage, total, "published", scored_at)
+    seconds = progress.finish()
+    log.info("published run %s of %s: %d rows in %.1f s", run["run_id"], spec.name, total, seconds)
+    return {
+        "rows": total,
+        "published_at": published,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def csv_rows(batch: pa.RecordBatch, constants: dict) -> io.BytesIO:
+    """One prediction batch as CSV in COPY_COLUMNS order, with the run's constants filled in."""
+    n = batch.num_rows
+    table = pa.table(
+        {
+            "run_id": pa.repeat(pa.scalar(constants["run_id"]), n),
+            "key": batch.column("key"),
+            "score": batch.column("score"),
+            "label": batch.column("label"),
+            "model_version": pa.repeat(pa.scalar(constants["model_version"], pa.int64()), n),
+            "as_of": pa.repeat(pa.scalar(constants["as_of"]), n),
+            "scored_at": pa.repeat(pa.scalar(constants["scored_at"]), n),
+        }
+    )
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    buffer.seek(0)
+    return buffer
+
+
+def upsert_run(cur, spec, run, lineage, rows, status, when) -> str:
+    cur.execute(
+        "INSERT INTO scoring.scoring_runs (job, run_id, dag_run_id, logical_date, as_of,"
+        " model_version, training_snapshot_sha256, scoring_snapshot_sha256, validation,"
+        " rows_scored, status, code_version, timings, published_at)"
+        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+        " ON CONFLICT (job, run_id) DO UPDATE SET model_version = EXCLUDED.model_version,"
+        " training_snapshot_sha256 = EXCLUDED.training_snapshot_sha256,"
+        " scoring_snapshot_sha256 = EXCLUDED.scoring_snapshot_sha256,"
+        " validation = EXCLUDED.validation, rows_scored = EXCLUDED.rows_scored,"
+        " status = EXCLUDED.status, error = NULL, code_version = EXCLUDED.code_version,"
+        " timings = EXCLUDED.timings, published_at = EXCLUDED.published_at"
+        " RETURNING published_at",
+        (
+            spec.name,
+            run["run_id"],
+            run["dag_run_id"],
+            run.get("logical_date"),
+            run["as_of"],
+            lineage["model_version"],
+            lineage.get("training_snapshot_sha256"),
+            lineage["scoring_snapshot_sha256"],
+            json.dumps(lineage.get("validation")),
+            rows,
+            status,
+            code_version(),
+            json.dumps(lineage.get("timings")),
+            when,
+        ),
+    )
+    return cur.fetchone()[0].isoformat()

@@ -1,0 +1,99 @@
+"""Score a scoring snapshot with the champion, in key-range partitions that can run in parallel.
+
+A snapshot is ordered by key and cut into fixed row groups, so a contiguous run of row groups
+is a key range. Each partition streams its row groups, predicts batch by batch and writes one
+Parquet file of (key, score, label); re-running a partition rewrites the same file.
+"""
+
+import logging
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.progress import Progress
+from pipeline.registry import load_model
+from pipeline.snapshot import verified_path
+from pipeline.spec import JobSpec
+from pipeline.storage import DataRoot
+from pipeline.train import feature_frame, predict_scores
+from pipeline.validate import run_key
+
+log = logging.getLogger(__name__)
+
+
+def plan_partitions(manifest: dict, key: str, partitions: int) -> list[dict]:
+    """Split the snapshot's row groups into at most `partitions` contiguous key ranges."""
+    root = DataRoot()
+    with root.open_input(verified_path(root, manifest)) as src:
+        meta = pq.ParquetFile(src).metadata
+    groups = meta.num_row_groups
+    key_index = meta.schema.to_arrow_schema().get_field_index(key)
+    count = max(1, min(partitions, groups))
+    plan = []
+    for i in range(count):
+        first, last = groups * i // count, groups * (i + 1) // count
+        stats = [meta.row_group(g).column(key_index).statistics for g in range(first, last)]
+        plan.append(
+            {
+                "index": i,
+                "row_groups": [first, last],
+                "rows": sum(meta.row_group(g).num_rows for g in range(first, last)),
+                "key_min": stats[0].min if stats and stats[0].has_min_max else None,
+                "key_max": stats[-1].max if stats and stats[-1].has_min_max else None,
+            }
+        )
+    log.info("scoring %d rows in %d partition(s)", meta.num_rows, len(plan))
+    return plan
+
+
+def partition_path(root: DataRoot, job: str, run_id: str, index: int) -> str:
+    return root.path("runs", job, run_key(run_id), "predictions", f"part-{index:05d}.parquet")
+
+
+def score_partition(spec: JobSpec, manifest: dict, model_ref: dict, partition: dict, run_id: str):
+    """Predict every row of one partition; returns where the predictions are and how many."""
+    started = time.perf_counter()
+    root = DataRoot()
+    model = load_model(model_ref["artifact_uri"], model_ref["artifact_sha256"])
+    first, last = partition["row_groups"]
+    key = spec.source.key
+    out_path = partition_path(root, spec.name, run_id, partition["index"])
+    progress = Progress(log, f"score {spec.name} partition {partition['index']}", partition["rows"])
+    with root.open_input(verified_path(root, manifest)) as src:
+        source = pq.ParquetFile(src)
+        key_type = source.schema_arrow.field(key).type
+        schema = pa.schema([("key", key_type), ("score", pa.float64()), ("label", pa.string())])
+        with root.open_output(out_path) as sink, pq.ParquetWriter(sink, schema) as writer:
+            if last > first:
+                batches = source.iter_batches(
+                    batch_size=spec.scoring.batch_rows,
+                    row_groups=list(range(first, last)),
+                    columns=[key, *spec.features.all],
+                )
+                for batch in batches:
+                    writer.write_table(predict_batch(model, spec, batch, schema))
+                    progress.advance(batch.num_rows)
+    seconds = progress.finish()
+    return {
+        "index": partition["index"],
+        "rows": progress.done,
+        "uri": root.uri(out_path),
+        "seconds": round(time.perf_counter() - started, 3),
+        "predict_seconds": round(seconds, 3),
+    }
+
+
+def predict_batch(model, spec: JobSpec, batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+    frame = batch.to_pandas()
+    score, label = predict_scores(model, feature_frame(frame, spec), spec.task)
+    return pa.table(
+        [
+            batch.column(0),
+            pa.array(score, pa.float64()),
+            pa.array(label, pa.string())
+            if label is not None
+            else pa.nulls(len(score), pa.string()),
+        ],
+        schema=schema,
+    )

@@ -1,0 +1,307 @@
+"""Point-in-time snapshots: the rows with timestamp < as_of, streamed by COPY into Parquet.
+
+The same as_of gives the same bytes (rows ordered by key, fixed row groups and writer
+settings), so the manifest's sha256 identifies the data a model saw or a run scored.
+"""
+
+import json
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from psycopg2 import sql
+
+from pipeline import db
+from pipeline.errors import PipelineError
+from pipeline.progress import Progress
+from pipeline.provenance import code_version, library_versions
+from pipeline.spec import JobSpec, check_columns
+from pipeline.storage import DataRoot
+
+log = logging.getLogger(__name__)
+
+KINDS = ("training", "scoring")
+TIMESTAMPTZ = "timestamp with time zone"
+ARROW_TYPES = {
+    "smallint": pa.int64(),
+    "integer": pa.int64(),
+    "bigint": pa.int64(),
+    "real": pa.float64(),
+    "double precision": pa.float64(),
+    "numeric": pa.float64(),
+    "boolean": pa.bool_(),
+    "text": pa.string(),
+    "character varying": pa.string(),
+    "character": pa.string(),
+    "uuid": pa.string(),
+    TIMESTAMPTZ: pa.timestamp("us"),  # selected AT TIME ZONE 'UTC', then marked UTC
+    "timestamp without time zone": pa.timestamp("us"),
+    "date": pa.date32(),
+}
+PARQUET_OPTIONS = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "version": "2.6",
+}
+CSV_BLOCK_BYTES = 8 << 20
+
+
+def snapshot_columns(spec: JobSpec, kind: str) -> list[str]:
+    """Key, timestamp, features in spec order, and the target for training snapshots."""
+    columns = [spec.source.key, spec.source.timestamp, *spec.features.all]
+    if kind == "training":
+        columns.append(spec.target)
+    return columns
+
+
+def build_snapshot_query(spec: JobSpec, kind: str, column_types: dict[str, str]) -> sql.Composed:
+    """SELECT the snapshot's columns as of `%(as_of)s`, ordered by key; identifiers quoted."""
+    if kind not in KINDS:
+        raise ValueError(f"snapshot kind must be one of {KINDS}, not {kind!r}")
+    select = []
+    for column in snapshot_columns(spec, kind):
+        ident = sql.Identifier(column)
+        if column_types[column] == TIMESTAMPTZ:
+            select.append(sql.SQL("{} AT TIME ZONE 'UTC' AS {}").format(ident, ident))
+        else:
+            select.append(ident)
+    conditions = [sql.SQL("{} < %(as_of)s").format(sql.Identifier(spec.source.timestamp))]
+    if kind == "training":
+        conditions.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(spec.target)))
+    return sql.SQL("SELECT {columns} FROM {table} WHERE {where} ORDER BY {key}").format(
+        columns=sql.SQL(", ").join(select),
+        table=db.table_ident(spec.source.table),
+        where=sql.SQL(" AND ").join(conditions),
+        key=sql.Identifier(spec.source.key),
+    )
+
+
+def arrow_schemas(
+    spec: JobSpec, kind: str, column_types: dict[str, str]
+) -> tuple[pa.Schema, pa.Schema]:
+    """The schema COPY's CSV is parsed with, and the snapshot's schema (timestamptz as UTC)."""
+    fields = []
+    for column in snapshot_columns(spec, kind):
+        pg_type = column_types[column]
+        if pg_type not in ARROW_TYPES:
+            raise PipelineError(
+                f"job {spec.name}: column {spec.source.table}.{column} has type {pg_type!r}, "
+                f"which snapshots do not support (supported: {sorted(ARROW_TYPES)})"
+            )
+        fields.append(pa.field(column, ARROW_TYPES[pg_type]))
+    csv_schema = pa.schema(fields)
+    file_schema = pa.schema(
+        [
+            pa.field(f.name, pa.timestamp("us", tz="UTC"))
+            if column_types[f.name] == TIMESTAMPTZ
+            else f
+            for f in fields
+        ]
+    )
+    return csv_schema, file_schema
+
+
+def snapshot_dir(root: DataRoot, job: str, kind: str, as_of: datetime) -> str:
+    return root.path("snapshots", job, kind, as_of.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ"))
+
+
+def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> dict:
+    """Write the snapshot and its manifest, record it in scoring.snapshots; returns the manifest."""
+    started = time.perf_counter()
+    root = DataRoot()
+    folder = snapshot_dir(root, spec.name, kind, as_of)
+    data_path = f"{folder}/data.parquet"
+    conn = db.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+        column_types = db.table_columns(conn, spec.source.table)
+        check_columns(spec, column_types)
+        csv_schema, schema = arrow_schemas(spec, kind, column_types)
+        query = build_snapshot_query(spec, kind, column_types)
+        with conn.cursor() as cur:
+            query_text = cur.mogrify(query, {"as_of": as_of}).decode()
+        estimate = estimate_rows(conn, spec.source.table)
+        log.info("snapshot %s/%s as of %s: %s", spec.name, kind, as_of.isoformat(), query_text)
+        with root.open_output(data_path) as sink:
+            rows, row_groups = copy_to_parquet(
+                conn,
+                query_text,
+                csv_schema,
+                schema,
+                sink,
+                spec.scoring.batch_rows,
+                Progress(log, f"snapshot {spec.name}/{kind}", estimate),
+            )
+    finally:
+        conn.close()
+    manifest = {
+        "job": spec.name,
+        "kind": kind,
+        "source_table": spec.source.table,
+        "as_of": as_of.astimezone(UTC).isoformat(),
+        "query": query_text,
+        "row_count": rows,
+        "row_groups": row_groups,
+        "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
+        "sha256": root.sha256(data_path),
+        "uri": root.uri(data_path),
+        "code_version": code_version(),
+        "library_versions": library_versions(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    root.write_json(f"{folder}/manifest.json", manifest)
+    record_snapshot(url, manifest)
+    log.info(
+        "snapshot %s/%s: %d rows, sha256 %s, %s",
+        spec.name,
+        kind,
+        rows,
+        manifest["sha256"][:16],
+        manifest["uri"],
+    )
+    return manifest
+
+
+def estimate_rows(conn, table: str) -> int | None:
+    """Postgres' own row estimate (no scan), for progress lines only."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", (table,))
+        row = cur.fetchone()
+    return int(row[0]) if row and row[0] and row[0] > 0 else None
+
+
+def copy_to_parquet(
+    conn, query_text, csv_schema, schema, sink, row_group_rows, progress
+) -> tuple[int, int]:
+    """Stream `COPY (query) TO STDOUT` through Arrow's CSV reader into fixed-size row groups."""
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with os.fdopen(write_fd, "wb", buffering=1 << 20) as pipe, conn.cursor() as cur:
+                cur.copy_expert(f"COPY ({query_text}) TO STDOUT WITH (FORMAT csv)", pipe)
+        except BaseException as exc:  # re-raised in the reading thread
+            failure.append(exc)
+
+    producer = threading.Thread(target=produce, name="copy-out", daemon=True)
+    producer.start()
+    rows = row_groups = 0
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    with os.fdopen(read_fd, "rb", buffering=0) as source:
+        try:
+            reader = open_csv_reader(source, csv_schema)
+            with pq.ParquetWriter(sink, schema, **PARQUET_OPTIONS) as writer:
+                for batch in reader or ():
+                    batch = conform(batch, schema)
+                    pending.append(batch)
+                    pending_rows += batch.num_rows
+                    progress.advance(batch.num_rows)
+                    while pending_rows >= row_group_rows:
+                        table = pa.Table.from_batches(pending, schema)
+                        writer.write_table(table.slice(0, row_group_rows))
+                        rest = table.slice(row_group_rows)
+                        pending, pending_rows = rest.to_batches(), rest.num_rows
+                        rows += row_group_rows
+                        row_groups += 1
+                if pending_rows:
+                    writer.write_table(pa.Table.from_batches(pending, schema))
+                    rows += pending_rows
+                    row_groups += 1
+        finally:
+            source.close()
+            producer.join()
+    if failure:
+        raise PipelineError(f"COPY from the warehouse failed: {failure[0]}") from failure[0]
+    progress.finish()
+    return rows, row_groups
+
+
+def open_csv_reader(source, schema: pa.Schema):
+    """Arrow's streaming CSV reader typed by `schema`; None when COPY produced no rows."""
+    try:
+        return pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(
+                column_names=schema.names, block_size=CSV_BLOCK_BYTES, use_threads=True
+            ),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=schema,
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                true_values=["t"],
+                false_values=["f"],
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):
+            return None
+        raise
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Mark UTC timestamps (COPY sends them as naive UTC) so the batch matches `schema`."""
+    return batch.cast(schema) if batch.schema != schema else batch
+
+
+def load_manifest(uri: str) -> dict:
+    root = DataRoot()
+    path = root.path_of(uri)
+    if not path.endswith("manifest.json"):
+        path = path.rsplit("/", 1)[0] + "/manifest.json"
+    return root.read_json(path)
+
+
+def verified_path(root: DataRoot, manifest: dict) -> str:
+    """The snapshot's path, after checking its sha256 against the manifest."""
+    path = root.path_of(manifest["uri"])
+    if not root.exists(path):
+        raise PipelineError(f"snapshot {manifest['uri']} is missing (pruned or moved?)")
+    actual = root.sha256(path)
+    if actual != manifest["sha256"]:
+        raise PipelineError(
+            f"snapshot {manifest['uri']} has sha256 {actual[:16]}..., but its manifest records "
+            f"{manifest['sha256'][:16]}...: the file was changed after it was written"
+        )
+    return path
+
+
+def read_snapshot(manifest: dict, columns: list[str] | None = None):
+    """The whole snapshot as a pandas DataFrame (verified first)."""
+    root = DataRoot()
+    with root.open_input(verified_path(root, manifest)) as src:
+        return pq.read_table(src, columns=columns).to_pandas()
+
+
+def record_snapshot(url: str, manifest: dict) -> None:
+    """Upsert the scoring.snapshots row for (job, kind, as_of)."""
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO scoring.snapshots"
+            " (job, kind, as_of, row_count, sha256, uri, query, manifest)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (job, kind, as_of) DO UPDATE SET row_count = EXCLUDED.row_count,"
+            " sha256 = EXCLUDED.sha256, uri = EXCLUDED.uri, query = EXCLUDED.query,"
+            " manifest = EXCLUDED.manifest, created_at = now()",
+            (
+                manifest["job"],
+                manifest["kind"],
+                manifest["as_of"],
+                manifest["row_count"],
+                manifest["sha256"],
+                manifest["uri"],
+                manifest["query"],
+                json.dumps(manifest),
+            ),
+        )

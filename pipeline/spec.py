@@ -1,0 +1,278 @@
+"""Job specs: one YAML file per scoring job, parsed into typed, validated models.
+
+Imports only pydantic and yaml, so DAG files can load specs at parse time cheaply.
+"""
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import SpecError
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+JOB_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+ESTIMATORS = {
+    "classification": (
+        "hist_gradient_boosting",
+        "logistic_regression",
+        "random_forest",
+    ),
+    "regression": ("hist_gradient_boosting", "ridge", "random_forest"),
+}
+METRICS = {
+    "classification": ("roc_auc", "log_loss", "accuracy"),
+    "regression": ("rmse", "mae", "r2"),
+}
+LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
+
+
+def check_identifier(value: str) -> str:
+    """A lower-case SQL identifier: letters, digits and underscores."""
+    if not IDENTIFIER.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid identifier (lower-case letters, digits, _; max 63 chars)"
+        )
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    """Where the rows come from."""
+
+    table: str = Field(description="schema.table, e.g. demo.customers")
+    key: str = Field(description="unique key column; predictions are keyed by it")
+    timestamp: str = Field(
+        description="row timestamp; a snapshot keeps rows with timestamp < as_of"
+    )
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 2:
+            raise ValueError(f"{value!r} must be written as schema.table")
+        for part in parts:
+            check_identifier(part)
+        return value
+
+    @field_validator("key", "timestamp")
+    @classmethod
+    def _column(cls, value: str) -> str:
+        return check_identifier(value)
+
+    @property
+    def schema_name(self) -> str:
+        return self.table.split(".")[0]
+
+    @property
+    def table_name(self) -> str:
+        return self.table.split(".")[1]
+
+
+class Features(Strict):
+    """Feature columns by kind; their order here is the model's feature order."""
+
+    numeric: list[str] = []
+    categorical: list[str] = []
+    boolean: list[str] = []
+
+    @field_validator("numeric", "categorical", "boolean")
+    @classmethod
+    def _columns(cls, values: list[str]) -> list[str]:
+        return [check_identifier(v) for v in values]
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical, *self.boolean]
+
+
+class Model(Strict):
+    """The estimator, its settings and how a candidate is judged."""
+
+    estimator: str = "hist_gradient_boosting"
+    params: dict[str, int | float | str | bool | None] = {}
+    seed: int = 42
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    primary_metric: str | None = None
+    promotion_margin: float = Field(0.0, ge=0.0)
+
+
+class Retrain(Strict):
+    """When to fit a new candidate: every run, on given weekdays, every N days, or never."""
+
+    policy: Literal["always", "weekdays", "interval", "never"] = "always"
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = []
+    every_days: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _policy_settings(self) -> "Retrain":
+        if self.policy == "weekdays" and not self.weekdays:
+            raise ValueError("policy 'weekdays' needs a non-empty 'weekdays' list")
+        if self.policy == "interval" and not self.every_days:
+            raise ValueError("policy 'interval' needs 'every_days'")
+        return self
+
+
+class Schedule(Strict):
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a 5-field cron expression")
+        return value
+
+
+class Scoring(Strict):
+    partitions: int = Field(4, ge=1, le=1024)
+    batch_rows: int = Field(100_000, ge=1_000)
+
+
+class JobSpec(Strict):
+    """A scoring job: one table, one model, one DAG."""
+
+    name: str
+    description: str = ""
+    owner: str = "data-team"
+    source: Source
+    features: Features
+    target: str
+    task: Literal["classification", "regression"]
+    model: Model = Model()
+    retrain: Retrain = Retrain()
+    schedule: Schedule = Schedule()
+    scoring: Scoring = Scoring()
+    retries: int = Field(2, ge=0, le=10)
+    tags: list[str] = []
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not JOB_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid job name (lower-case letter first, then letters, "
+                "digits, _; max 40 chars)"
+            )
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        return check_identifier(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "JobSpec":
+        if not self.features.all:
+            raise ValueError("features: list at least one numeric, categorical or boolean column")
+        seen: set[str] = set()
+        for column in self.features.all:
+            if column in seen:
+                raise ValueError(f"features: column {column!r} is listed twice")
+            seen.add(column)
+        reserved = {self.source.key, self.source.timestamp, self.target}
+        clash = reserved & seen
+        if clash:
+            raise ValueError(f"features: {sorted(clash)} is the key, timestamp or target column")
+        if self.model.estimator not in ESTIMATORS[self.task]:
+            raise ValueError(
+                f"model.estimator: {self.model.estimator!r} is not available for {self.task}; "
+                f"choose one of {list(ESTIMATORS[self.task])}"
+            )
+        if self.model.primary_metric and self.model.primary_metric not in METRICS[self.task]:
+            raise ValueError(
+                f"model.primary_metric: {self.model.primary_metric!r} is not a {self.task} "
+                f"metric; choose one of {list(METRICS[self.task])}"
+            )
+        return self
+
+    @property
+    def primary_metric(self) -> str:
+        return self.model.primary_metric or METRICS[self.task][0]
+
+    @property
+    def predictions_table(self) -> str:
+        return f"{self.name}_predictions"
+
+    @property
+    def latest_view(self) -> str:
+        return f"{self.name}_latest"
+
+
+def load_spec(path: Path | str) -> JobSpec:
+    """Parse one job spec; any problem is a SpecError naming the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: job spec not found") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a job spec must be a YAML mapping")
+    raw.setdefault("name", path.stem)
+    try:
+        return JobSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(describe_validation_error(path, exc)) from None
+
+
+def describe_validation_error(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid job spec"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see README 'Job specs')"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def spec_paths(directory: Path | str) -> list[Path]:
+    return sorted(Path(directory).glob("*.yaml"))
+
+
+def load_specs(directory: Path | str) -> list[JobSpec]:
+    """All job specs in a folder; job names must be unique."""
+    specs: dict[str, JobSpec] = {}
+    for path in spec_paths(directory):
+        spec = load_spec(path)
+        if spec.name in specs:
+            raise SpecError(f"{path}: name: job {spec.name!r} is defined twice")
+        specs[spec.name] = spec
+    return list(specs.values())
+
+
+def find_spec(job: str, directory: Path | str) -> JobSpec:
+    """The spec named `job` in a folder, or a SpecError listing the jobs that exist."""
+    specs = {s.name: s for s in load_specs(directory)}
+    if job not in specs:
+        raise SpecError(f"no job named {job!r} in {directory}; known jobs: {sorted(specs)}")
+    return specs[job]
+
+
+def check_columns(spec: JobSpec, columns: dict[str, str], path: str = "") -> None:
+    """Fail with the spec key when a column named by the spec is missing from the table."""
+    where = f"{path}: " if path else f"job {spec.name}: "
+    wanted = [
+        ("source.key", spec.source.key),
+        ("source.timestamp", spec.source.timestamp),
+        ("target", spec.target),
+    ]
+    for kind in ("numeric", "categorical", "boolean"):
+        for i, column in enumerate(getattr(spec.features, kind)):
+            wanted.append((f"features.{kind}[{i}]", column))
+    for key, column in wanted:
+        if column not in columns:
+            raise SpecError(
+                f"{where}{key}: column {column!r} not found in table {spec.source.table} "
+                f"(it has: {', '.join(sorted(columns))})"
+            )

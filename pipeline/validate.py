@@ -1,0 +1,227 @@
+"""Validate snapshots with Great Expectations 1.x suites from `expectations/<job>/<kind>.json`.
+
+Each expectation's `meta.severity` is `critical` (default: the run stops, nothing is written)
+or `warning` (recorded and logged, the run goes on). Every validation is stored in
+scoring.validation_results with the full result written beside the snapshot.
+"""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from pipeline import db
+from pipeline.config import expectations_dir
+from pipeline.errors import DataValidationError, PipelineError
+from pipeline.snapshot import read_snapshot
+from pipeline.spec import JobSpec
+from pipeline.storage import DataRoot
+
+log = logging.getLogger(__name__)
+
+SAMPLE_VALUES = 5
+SEVERITIES = ("critical", "warning")
+
+
+def suite_path(job: str, kind: str) -> Path:
+    return expectations_dir() / job / f"{kind}.json"
+
+
+def load_suite(job: str, kind: str):
+    """The GX ExpectationSuite for a job and snapshot kind; every expectation must parse."""
+    import great_expectations as gx
+
+    path = suite_path(job, kind)
+    if not path.exists():
+        raise PipelineError(
+            f"job {job}: no {kind} suite at {path}. Write a starter suite from the current data "
+            f"with `python -m pipeline suggest-expectations {job}`, review it and commit it"
+        )
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path}: not valid JSON: {exc}") from None
+    expectations = raw.get("expectations") or []
+    for i, exp in enumerate(expectations):
+        severity = (exp.get("meta") or {}).get("severity", "critical")
+        if severity not in SEVERITIES:
+            raise PipelineError(
+                f"{path}: expectations[{i}].meta.severity: {severity!r} must be one of {SEVERITIES}"
+            )
+    suite = gx.ExpectationSuite(
+        name=raw.get("name") or f"{job}.{kind}", expectations=expectations, meta=raw.get("meta")
+    )
+    if len(suite.expectations) != len(expectations):
+        raise PipelineError(
+            f"{path}: {len(expectations) - len(suite.expectations)} expectation(s) could not be "
+            "parsed by Great Expectations (check each 'type' and its 'kwargs')"
+        )
+    return suite
+
+
+def suite_parameters(url: str, spec: JobSpec, manifest: dict) -> dict:
+    """Values for `$PARAMETER` references: the as_of and the previous snapshot's row count."""
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT row_count FROM scoring.snapshots WHERE job = %s AND kind = %s AND as_of < %s"
+            " ORDER BY as_of DESC LIMIT 1",
+            (spec.name, manifest["kind"], manifest["as_of"]),
+        )
+        row = cur.fetchone()
+    previous = row[0] if row else None
+    return {
+        "as_of": manifest["as_of"],
+        "previous_row_count": previous,
+        # a table that shrank to under half or grew past 3x since the last snapshot is an incident
+        "min_row_count": max(1, previous // 2) if previous else 1,
+        "max_row_count": previous * 3 if previous else None,
+    }
+
+
+def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> dict:
+    """Run the suite on a snapshot; raise DataValidationError if a critical expectation failed."""
+    import great_expectations as gx
+
+    started = time.perf_counter()
+    kind = manifest["kind"]
+    suite = load_suite(spec.name, kind)
+    frame = read_snapshot(manifest)
+    context = gx.get_context(mode="ephemeral")
+    source = context.data_sources.add_pandas(name="snapshot")
+    batch = (
+        source.add_dataframe_asset(name=kind)
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    result = batch.validate(
+        suite,
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_VALUES},
+        expectation_parameters=suite_parameters(url, spec, manifest),
+    )
+    failures = [describe_failure(r) for r in result.results if not r.success]
+    critical = [f for f in failures if f["severity"] == "critical"]
+    warnings = [f for f in failures if f["severity"] == "warning"]
+    root = DataRoot()
+    snapshot_folder = root.path_of(manifest["uri"]).rsplit("/", 1)[0]
+    result_path = f"{snapshot_folder}/validation/{run_key(run_id)}/{kind}.json"
+    root.write_json(result_path, result.to_json_dict())
+    summary = {
+        "suite": suite.name,
+        "kind": kind,
+        "success": not critical,
+        "evaluated": len(result.results),
+        "critical_failed": len(critical),
+        "warnings_failed": len(warnings),
+        "failures": failures,
+        "result_uri": root.uri(result_path),
+        "snapshot_sha256": manifest["sha256"],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    record_validation(url, spec.name, run_id, summary, result.statistics)
+    log.info("validation %s: full result at %s", suite.name, summary["result_uri"])
+    for warning in warnings:
+        log.warning("VALIDATION WARNING %s: %s", suite.name, warning["message"])
+    if critical:
+        raise DataValidationError(failure_message(spec, manifest, summary, critical))
+    log.info(
+        "validation %s passed: %d expectations, %d warning(s)",
+        suite.name,
+        summary["evaluated"],
+        len(warnings),
+    )
+    return summary
+
+
+def describe_failure(result) -> dict:
+    """One failed expectation as a dict a person can read: what, where, observed, samples."""
+    config = result.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
+    details = result.result or {}
+    observed = details.get("observed_value")
+    samples = details.get("partial_unexpected_list") or []
+    exception = (
+        (result.exception_info or {}).get("exception_message") if result.exception_info else None
+    )
+    parts = [config.type]
+    if "column" in kwargs:
+        parts.append(f"column {kwargs['column']!r}")
+    if observed is not None:
+        parts.append(f"observed {observed!r}")
+    if details.get("unexpected_count"):
+        parts.append(
+            f"{details['unexpected_count']} unexpected"
+            f" ({details.get('unexpected_percent', 0):.2f}%)"
+        )
+    if samples:
+        parts.append(f"e.g. {[short(v) for v in samples[:SAMPLE_VALUES]]}")
+    if exception:
+        parts.append(f"error: {exception}")
+    expected = {k: v for k, v in kwargs.items() if k != "column"}
+    if expected:
+        parts.append(f"expected {expected}")
+    meta = config.meta or {}
+    return {
+        "expectation": config.type,
+        "column": kwargs.get("column"),
+        "severity": meta.get("severity", "critical"),
+        "observed": observed,
+        "unexpected_count": details.get("unexpected_count"),
+        "samples": [short(v) for v in samples[:SAMPLE_VALUES]],
+        "guards": meta.get("notes"),
+        "message": "; ".join(parts),
+    }
+
+
+def short(value, limit: int = 60):
+    text = value if isinstance(value, str) else None
+    if text is not None and len(text) > limit:
+        return text[:limit] + f"...({len(text)} chars)"
+    return value
+
+
+def failure_message(spec: JobSpec, manifest: dict, summary: dict, critical: list[dict]) -> str:
+    lines = [
+        f"job {spec.name}: {manifest['kind']} snapshot as of {manifest['as_of']} "
+        f"(sha256 {manifest['sha256'][:12]}, {manifest['row_count']} rows) failed "
+        f"{len(critical)} critical expectation(s) of suite {summary['suite']}; "
+        "nothing was trained, scored or published:",
+    ]
+    lines += [
+        f"  - {f['message']}" + (f"  [guards: {f['guards']}]" if f["guards"] else "")
+        for f in critical
+    ]
+    lines.append(f"full result: {summary['result_uri']}")
+    return "\n".join(lines)
+
+
+def run_key(run_id: str) -> str:
+    """A run id made safe for a folder name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+
+
+def record_validation(url: str, job: str, run_id: str, summary: dict, statistics: dict) -> None:
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO scoring.validation_results (job, run_id, suite, snapshot_sha256, success,"
+            " critical_failed, warnings_failed, statistics, failures, result_uri, docs_uri)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+            " ON CONFLICT (job, run_id, suite) DO UPDATE SET"
+            " snapshot_sha256 = EXCLUDED.snapshot_sha256, success = EXCLUDED.success,"
+            " critical_failed = EXCLUDED.critical_failed,"
+            " warnings_failed = EXCLUDED.warnings_failed, statistics = EXCLUDED.statistics,"
+            " failures = EXCLUDED.failures, result_uri = EXCLUDED.result_uri,"
+            " docs_uri = EXCLUDED.docs_uri, validated_at = now()",
+            (
+                job,
+                run_id,
+                summary["suite"],
+                summary["snapshot_sha256"],
+                summary["success"],
+                summary["critical_failed"],
+                summary["warnings_failed"],
+                json.dumps(statistics, default=str),
+                json.dumps(summary["failures"], default=str),
+                summary["result_uri"],
+                summary.get("docs_uri"),
+            ),
+        )
