@@ -1,0 +1,97 @@
+"""Shared fixtures: a real PostgreSQL (DATABASE_URL, else an embedded one) and a local Airflow.
+
+Airflow reads its settings when first imported, so they are set here, before any test module
+imports it: a private AIRFLOW_HOME per test session and this project's dags folder.
+"""
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="scoring-tests-"))
+os.environ["AIRFLOW_HOME"] = str(SESSION_DIR / "airflow")
+
+from pipeline import airflow_home  # noqa: E402  (after AIRFLOW_HOME is set)
+
+airflow_home.configure()
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    """A running PostgreSQL: DATABASE_URL if set, else an embedded server for this session."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    import pgserver
+
+    server = pgserver.get_server(str(SESSION_DIR / "pgdata"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url):
+    """A fresh database on that server, dropped at the end of the session."""
+    import psycopg2
+    from psycopg2 import sql
+
+    name = f"scoring_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield with_database(server_url, name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        admin.close()
+
+
+@pytest.fixture
+def warehouse(database_url, tmp_path, monkeypatch):
+    """An empty, migrated scoring schema and a private data root for one test."""
+    import psycopg2
+
+    from pipeline.migrate import migrate
+
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("DROP SCHEMA IF EXISTS scoring CASCADE; DROP SCHEMA IF EXISTS demo CASCADE")
+    conn.close()
+    migrate(database_url)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("SCORING_DATA_ROOT", str(tmp_path / "data"))
+    return database_url
+
+
+@pytest.fixture
+def jobs(tmp_path, monkeypatch):
+    """A private copy of dags/jobs and expectations/ that a test may edit."""
+    jobs_dir = tmp_path / "jobs"
+    suites_dir = tmp_path / "expectations"
+    shutil.copytree(PROJECT / "dags" / "jobs", jobs_dir)
+    shutil.copytree(PROJECT / "expectations", suites_dir)
+    monkeypatch.setenv("SCORING_JOBS_DIR", str(jobs_dir))
+    monkeypatch.setenv("SCORING_EXPECTATIONS_DIR", str(suites_dir))
+    return jobs_dir
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's metadata DB for this session (SQLite in the session's AIRFLOW_HOME)."""
+    airflow_home.ensure_metadata_db()
+    return Path(os.environ["AIRFLOW_HOME"])

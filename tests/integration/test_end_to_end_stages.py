@@ -1,0 +1,61 @@
+"""Every stage on a real Postgres, for both task types, in the order the DAG runs them."""
+
+import pytest
+
+from helpers import query, run_stages
+from pipeline.demo_data import demo_as_of, seed_table
+from pipeline.spec import load_spec
+
+pytestmark = pytest.mark.integration
+
+JOBS = [
+    ("customer_churn", "demo.customers", 6_000),
+    ("delivery_delay", "demo.deliveries", 4_000),
+]
+
+
+@pytest.mark.parametrize(("job", "table", "rows"), JOBS)
+def test_stages_publish_one_prediction_per_key(warehouse, jobs, job, table, rows):
+    seed_table(warehouse, table, rows)
+    spec = load_spec(jobs / f"{job}.yaml")
+    result = run_stages(warehouse, spec, demo_as_of(), "run-1")
+
+    assert result["training"]["row_count"] > 0
+    assert result["scoring"]["row_count"] == rows
+    assert all(check["success"] for check in result["checks"])
+    assert result["model"]["status"] == "champion"
+
+    latest = f"scoring.{spec.latest_view}"
+    count, distinct = query(warehouse, f"SELECT count(*), count(DISTINCT key) FROM {latest}")[0]
+    assert count == distinct == rows
+    missing = query(
+        warehouse,
+        f"SELECT count(*) FROM {table} t LEFT JOIN {latest} l ON l.key = t.{spec.source.key}"
+        " WHERE l.key IS NULL",
+    )[0][0]
+    assert missing == 0
+    status, rows_scored, version = query(
+        warehouse,
+        "SELECT status, rows_scored, model_version FROM scoring.scoring_runs"
+        " WHERE job = %s AND run_id = 'run-1'",
+        (job,),
+    )[0]
+    assert (status, rows_scored) == ("published", rows)
+    champions = query(
+        warehouse,
+        "SELECT version FROM scoring.model_versions WHERE job = %s AND status = 'champion'",
+        (job,),
+    )
+    assert champions == [(version,)]
+
+
+def test_republishing_a_run_replaces_its_rows(warehouse, jobs):
+    seed_table(warehouse, "demo.deliveries", 3_000)
+    spec = load_spec(jobs / "delivery_delay.yaml")
+    run_stages(warehouse, spec, demo_as_of(), "run-1")
+    run_stages(warehouse, spec, demo_as_of(), "run-1")
+
+    rows = query(warehouse, "SELECT count(*) FROM scoring.delivery_delay_predictions")[0][0]
+    versions = query(warehouse, "SELECT count(*) FROM scoring.model_versions")[0][0]
+    assert rows == 3_000
+    assert versions == 1
