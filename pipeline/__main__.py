@@ -12,7 +12,8 @@ from pipeline.errors import PipelineError
 log = logging.getLogger("pipeline")
 
 DEMO_JOB = "customer_churn"
-DEMO_TABLES = {"demo.customers": 200_000, "demo.deliveries": 20_000}
+DEMO_CUSTOMERS = 200_000
+DEMO_DELIVERIES = 20_000
 
 
 def warehouse() -> str:
@@ -38,10 +39,14 @@ def cmd_seed(args) -> int:
     from pipeline.demo_data import seed_table
 
     url = warehouse()
-    tables = {t: args.rows or rows for t, rows in DEMO_TABLES.items()}
-    for table, rows in tables.items():
-        seed_table(url, table, rows if table == "demo.customers" else min(rows, 20_000))
+    for table, rows in demo_tables(args.rows).items():
+        seed_table(url, table, rows)
     return 0
+
+
+def demo_tables(customers: int | None) -> dict[str, int]:
+    """Demo table -> rows; `--rows` sizes demo.customers."""
+    return {"demo.customers": customers or DEMO_CUSTOMERS, "demo.deliveries": DEMO_DELIVERIES}
 
 
 def cmd_check(args) -> int:
@@ -88,9 +93,9 @@ def cmd_demo(args) -> int:
 
     url = warehouse()
     migrate(url)
-    for table, rows in DEMO_TABLES.items():
+    for table, rows in demo_tables(args.rows).items():
         if args.reseed or not table_exists(url, table):
-            seed_table(url, table, args.rows if args.rows and table == "demo.customers" else rows)
+            seed_table(url, table, rows)
     started = time.perf_counter()
     state, logical_date = run_job(DEMO_JOB, None, False, "auto")
     print_run_summary(url, DEMO_JOB, logical_date, time.perf_counter() - started)
@@ -114,6 +119,18 @@ def cmd_suggest(args) -> int:
     for path in paths:
         print(f"wrote {path}: review every bound and severity, then commit it")
     return 0
+
+
+def cmd_psql(args) -> int:
+    """Replace this process with psql on the warehouse (the embedded server's psql if needed)."""
+    import os
+    import shutil
+
+    from pipeline import embedded
+
+    url = warehouse()
+    psql = shutil.which("psql") or str(embedded.bin_dir() / "psql")
+    os.execv(psql, [psql, url])
 
 
 def cmd_stop_db(args) -> int:
@@ -155,6 +172,7 @@ def parser() -> argparse.ArgumentParser:
     c = command("suggest-expectations", cmd_suggest, "write starter GX suites for a job")
     c.add_argument("job")
     c.add_argument("--overwrite", action="store_true")
+    command("psql", cmd_psql, "open psql on the warehouse")
     command("stop-db", cmd_stop_db, "stop the embedded Postgres")
     return p
 

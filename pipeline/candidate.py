@@ -72,6 +72,7 @@ def gate(url: str, spec: JobSpec, candidate: dict, run_id: str, force_promote: b
     """Promote the candidate if it beats the champion on the same holdout (or if forced).
 
     The champion is re-scored on this snapshot's holdout, so both numbers describe the same rows.
+    Returns the model to score with (the champion after the decision) and the decision itself.
     """
     current = registry.champion(url, spec.name)
     if current and current["run_id"] == run_id:  # a re-run: judge against the champion it replaced
@@ -92,9 +93,10 @@ def gate(url: str, spec: JobSpec, candidate: dict, run_id: str, force_promote: b
     forced = force_promote and not promote
     if forced:
         promote, reason = True, f"force_promote set at trigger time; the gate said: {reason}"
-    return registry.register(
+    decision = registry.register(
         url, spec, run_id, candidate, champion_metrics, current, promote, reason, forced
     )
+    return {**serving_model(url, spec), "decision": decision}
 
 
 def serving_model(url: str, spec: JobSpec) -> dict:

@@ -26,6 +26,13 @@ def start(data_dir: Path = DEFAULT_DIR) -> str:
     return url
 
 
+def bin_dir() -> Path:
+    """The folder of the PostgreSQL binaries shipped in the pgserver wheel."""
+    import pgserver
+
+    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+
 def database_url() -> str:
     """`DATABASE_URL` if set, else the embedded server's URL (started if needed, then exported)."""
     if not os.environ.get("DATABASE_URL"):

@@ -5,10 +5,18 @@ Imports only pydantic and yaml, so DAG files can load specs at parse time cheapl
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import SpecError
 
@@ -39,6 +47,9 @@ def check_identifier(value: str) -> str:
     return value
 
 
+Identifier = Annotated[str, AfterValidator(check_identifier)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,10 +58,8 @@ class Source(Strict):
     """Where the rows come from."""
 
     table: str = Field(description="schema.table, e.g. demo.customers")
-    key: str = Field(description="unique key column; predictions are keyed by it")
-    timestamp: str = Field(
-        description="row timestamp; a snapshot keeps rows with timestamp < as_of"
-    )
+    key: Identifier = Field(description="unique key column; predictions are keyed by it")
+    timestamp: Identifier = Field(description="a snapshot keeps rows with timestamp < as_of")
 
     @field_validator("table")
     @classmethod
@@ -61,11 +70,6 @@ class Source(Strict):
         for part in parts:
             check_identifier(part)
         return value
-
-    @field_validator("key", "timestamp")
-    @classmethod
-    def _column(cls, value: str) -> str:
-        return check_identifier(value)
 
     @property
     def schema_name(self) -> str:
@@ -79,14 +83,9 @@ class Source(Strict):
 class Features(Strict):
     """Feature columns by kind; their order here is the model's feature order."""
 
-    numeric: list[str] = []
-    categorical: list[str] = []
-    boolean: list[str] = []
-
-    @field_validator("numeric", "categorical", "boolean")
-    @classmethod
-    def _columns(cls, values: list[str]) -> list[str]:
-        return [check_identifier(v) for v in values]
+    numeric: list[Identifier] = []
+    categorical: list[Identifier] = []
+    boolean: list[Identifier] = []
 
     @property
     def all(self) -> list[str]:
@@ -145,7 +144,7 @@ class JobSpec(Strict):
     owner: str = "data-team"
     source: Source
     features: Features
-    target: str
+    target: Identifier
     task: Literal["classification", "regression"]
     model: Model = Model()
     retrain: Retrain = Retrain()
@@ -163,11 +162,6 @@ class JobSpec(Strict):
                 "digits, _; max 40 chars)"
             )
         return value
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str) -> str:
-        return check_identifier(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> "JobSpec":
@@ -228,7 +222,8 @@ def load_spec(path: Path | str) -> JobSpec:
 def describe_validation_error(path: Path, exc: ValidationError) -> str:
     lines = [f"{path}: invalid job spec"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        key = key.lstrip(".") or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see README 'Job specs')"

@@ -4,6 +4,7 @@ Airflow reads its settings when first imported, so they are set here, before any
 imports it: a private AIRFLOW_HOME per test session and this project's dags folder.
 """
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -36,9 +37,10 @@ def server_url():
         return
     import pgserver
 
-    server = pgserver.get_server(str(SESSION_DIR / "pgdata"), cleanup_mode="stop")
+    server = pgserver.get_server(str(SESSION_DIR / "pgdata"), cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
+    atexit.unregister(server._cleanup)  # already done; its exit-time log would hit closed streams
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,12 @@ from pipeline.spec import JobSpec
 
 
 def query(url: str, text: str, params=()) -> list[tuple]:
+    """Run one statement and commit; returns its rows (empty for statements without any)."""
     conn = psycopg2.connect(url)
     try:
-        with conn.cursor() as cur:
+        with conn, conn.cursor() as cur:
             cur.execute(text, params)
-            return cur.fetchall()
+            return cur.fetchall() if cur.description else []
     finally:
         conn.close()
 

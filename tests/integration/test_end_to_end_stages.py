@@ -23,7 +23,7 @@ def test_stages_publish_one_prediction_per_key(warehouse, jobs, job, table, rows
     assert result["training"]["row_count"] > 0
     assert result["scoring"]["row_count"] == rows
     assert all(check["success"] for check in result["checks"])
-    assert result["model"]["status"] == "champion"
+    assert result["model"]["decision"]["status"] == "champion"
 
     latest = f"scoring.{spec.latest_view}"
     count, distinct = query(warehouse, f"SELECT count(*), count(DISTINCT key) FROM {latest}")[0]
@@ -59,3 +59,19 @@ def test_republishing_a_run_replaces_its_rows(warehouse, jobs):
     versions = query(warehouse, "SELECT count(*) FROM scoring.model_versions")[0][0]
     assert rows == 3_000
     assert versions == 1
+
+
+def test_a_rejected_candidate_is_not_used_for_scoring(warehouse, jobs):
+    seed_table(warehouse, "demo.deliveries", 3_000)
+    spec = load_spec(jobs / "delivery_delay.yaml")
+    run_stages(warehouse, spec, demo_as_of(), "run-1")
+    second = run_stages(warehouse, spec, demo_as_of(), "run-2")
+
+    assert second["model"]["decision"]["status"] == "rejected"  # same data: no gain
+    assert second["model"]["version"] == 1
+    used = query(
+        warehouse,
+        "SELECT DISTINCT model_version FROM scoring.delivery_delay_predictions"
+        " WHERE run_id = 'run-2'",
+    )
+    assert used == [(1,)]

@@ -1,0 +1,77 @@
+"""The whole customer_churn DAG through real Airflow task execution (`dag.test`), small table."""
+
+from datetime import UTC, datetime
+
+import pytest
+import yaml
+
+from helpers import query
+from pipeline.demo_data import seed_table
+
+pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
+
+ROWS = 3_000
+
+
+@pytest.fixture
+def small_churn(warehouse, jobs, airflow_db):
+    """demo.customers with a few thousand rows, scored in three partitions."""
+    seed_table(warehouse, "demo.customers", ROWS)
+    path = jobs / "customer_churn.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["scoring"] = {"partitions": 3, "batch_rows": 1_000}
+    spec["retries"] = 1
+    path.write_text(yaml.safe_dump(spec))
+    return warehouse
+
+
+def run(logical_date: datetime, **conf) -> str:
+    from pipeline.airflow_dags import run_once
+
+    return run_once("customer_churn", logical_date, {"as_of": None, **conf})
+
+
+def test_dag_run_publishes_every_key(small_churn):
+    url = small_churn
+    logical_date = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+    assert run(logical_date) == "success"
+
+    run_id, status, rows, as_of, logical, version = query(
+        url,
+        "SELECT run_id, status, rows_scored, as_of, logical_date, model_version"
+        " FROM scoring.scoring_runs WHERE job = 'customer_churn'",
+    )[0]
+    assert status == "published" and rows == ROWS
+    assert as_of == logical == logical_date
+    assert run_id.startswith("manual__")
+    latest = query(
+        url,
+        "SELECT count(*), count(DISTINCT key), min(run_id), max(model_version)"
+        " FROM scoring.customer_churn_latest",
+    )[0]
+    assert latest == (ROWS, ROWS, run_id, version)
+    checks = query(
+        url, "SELECT suite, success FROM scoring.validation_results ORDER BY suite"
+    )
+    assert checks == [("customer_churn.scoring", True), ("customer_churn.training", True)]
+
+
+def test_critical_validation_failure_stops_the_run_and_keeps_the_last_good_one(small_churn):
+    url = small_churn
+    assert run(datetime(2026, 11, 1, 2, 0, tzinfo=UTC)) == "success"
+    before = query(url, "SELECT run_id, count(*) FROM scoring.customer_churn_latest GROUP BY 1")
+
+    query(url, "UPDATE demo.customers SET monthly_charges = 'Infinity' WHERE customer_id <= 5")
+    assert run(datetime(2026, 11, 2, 2, 0, tzinfo=UTC)) == "failed"
+
+    after = query(url, "SELECT run_id, count(*) FROM scoring.customer_churn_latest GROUP BY 1")
+    assert after == before
+    status, error = query(
+        url,
+        "SELECT status, error FROM scoring.scoring_runs WHERE job = 'customer_churn'"
+        " ORDER BY as_of DESC LIMIT 1",
+    )[0]
+    assert status == "failed"
+    assert "monthly_charges" in error and "critical" in error
+    versions = query(url, "SELECT count(*) FROM scoring.model_versions")[0][0]
+    assert versions == 1  # nothing was trained after the failed validation

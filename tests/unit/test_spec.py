@@ -1,0 +1,105 @@
+"""Job specs: good ones parse, bad ones fail naming the file and the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.errors import SpecError
+from pipeline.spec import check_columns, load_spec, load_specs
+
+JOBS = Path(__file__).resolve().parents[2] / "dags" / "jobs"
+
+
+def write_spec(tmp_path: Path, **changes) -> Path:
+    raw = yaml.safe_load((JOBS / "customer_churn.yaml").read_text())
+    for dotted, value in changes.items():
+        node = raw
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node[part]
+        if value is None:
+            node.pop(last)
+        else:
+            node[last] = value
+    path = tmp_path / "my_job.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_shipped_specs_parse():
+    specs = {s.name: s for s in load_specs(JOBS)}
+    assert {"customer_churn", "delivery_delay"} <= set(specs)
+    churn = specs["customer_churn"]
+    assert churn.task == "classification"
+    assert churn.primary_metric == "roc_auc"
+    assert churn.features.all[:2] == ["tenure_months", "monthly_charges"]
+    assert specs["delivery_delay"].primary_metric == "rmse"
+
+
+def test_name_defaults_to_file_stem_and_defaults_apply(tmp_path):
+    path = write_spec(tmp_path, scoring=None, schedule=None, retrain=None)
+    spec = load_spec(path)
+    assert spec.name == "my_job"
+    assert spec.schedule.cron == "0 2 * * *"
+    assert spec.scoring.partitions == 4
+    assert spec.retrain.policy == "always"
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"sourse": {"table": "a.b"}}, "sourse: unknown key"),
+        ({"model__seeed": 1}, "model.seeed: unknown key"),
+        (
+            {"source__table": "customers"},
+            "source.table: 'customers' must be written as schema.table",
+        ),
+        ({"source__key": "Customer-ID"}, "source.key: 'Customer-ID' is not a valid identifier"),
+        (
+            {"features__numeric": ["x; drop table y"]},
+            "features.numeric[0]: 'x; drop table y' is not a valid identifier",
+        ),
+        ({"task": "clustering"}, "task: Input should be 'classification' or 'regression'"),
+        ({"model__estimator": "ridge"}, "'ridge' is not available for classification"),
+        ({"model__primary_metric": "rmse"}, "'rmse' is not a classification metric"),
+        ({"schedule__cron": "nightly"}, "schedule.cron: 'nightly' is not a 5-field cron"),
+        ({"retrain": {"policy": "weekdays"}}, "needs a non-empty 'weekdays' list"),
+        ({"features__boolean": ["customer_id"]}, "is the key, timestamp or target column"),
+        ({"target": None}, "target: Field required"),
+    ],
+)
+def test_bad_spec_names_file_and_key(tmp_path, changes, fragment):
+    path = write_spec(tmp_path, **changes)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(path) in str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_yaml_syntax_error_names_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("source: [unclosed\n")
+    with pytest.raises(SpecError, match=r"broken\.yaml: not valid YAML"):
+        load_spec(path)
+
+
+def test_duplicate_job_names_are_rejected(tmp_path):
+    for stem in ("a", "b"):
+        raw = yaml.safe_load((JOBS / "delivery_delay.yaml").read_text())
+        raw["name"] = "same"
+        (tmp_path / f"{stem}.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match="job 'same' is defined twice"):
+        load_specs(tmp_path)
+
+
+def test_missing_column_names_the_key():
+    spec = load_spec(JOBS / "customer_churn.yaml")
+    columns = {c: "integer" for c in ["customer_id", "updated_at", "churned", *spec.features.all]}
+    check_columns(spec, columns)  # all present: no error
+    del columns["region"]
+    with pytest.raises(SpecError) as err:
+        check_columns(spec, columns, "dags/jobs/customer_churn.yaml")
+    message = str(err.value)
+    assert "dags/jobs/customer_churn.yaml: features.categorical[1]" in message
+    assert "column 'region' not found in table demo.customers" in message
