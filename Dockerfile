@@ -1,0 +1,16 @@
+# The image every Airflow process of docker-compose.yaml runs: Airflow plus this package.
+FROM apache/airflow:3.3.2-python3.11
+
+COPY --chown=airflow:root requirements.txt /opt/scoring/requirements.txt
+RUN pip install --no-cache-dir -r /opt/scoring/requirements.txt
+
+COPY --chown=airflow:root pyproject.toml /opt/scoring/
+COPY --chown=airflow:root pipeline /opt/scoring/pipeline
+COPY --chown=airflow:root sql /opt/scoring/sql
+COPY --chown=airflow:root expectations /opt/scoring/expectations
+COPY --chown=airflow:root dags /opt/scoring/dags
+RUN pip install --no-cache-dir --no-deps -e /opt/scoring
+
+ENV SCORING_JOBS_DIR=/opt/scoring/dags/jobs \
+    SCORING_EXPECTATIONS_DIR=/opt/scoring/expectations \
+    AIRFLOW__CORE__DAGS_FOLDER=/opt/scoring/dags
