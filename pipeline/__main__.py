@@ -50,12 +50,25 @@ def demo_tables(customers: int | None) -> dict[str, int]:
 
 
 def cmd_check(args) -> int:
-    from pipeline.spec import load_specs
+    """Parse every spec, then check its columns in the warehouse and that its suites exist."""
+    from pipeline import db
+    from pipeline.spec import check_columns, load_specs
+    from pipeline.validate import load_suite
 
-    specs = load_specs(config.jobs_dir())
-    for spec in specs:
-        print(f"ok  {spec.name}: {spec.source.table} -> scoring.{spec.latest_view}")
-    return 0
+    url = warehouse()
+    problems = 0
+    for spec in load_specs(config.jobs_dir()):
+        try:
+            with db.transaction(url) as conn:
+                check_columns(spec, db.table_columns(conn, spec.source.table))
+            for kind in ("training", "scoring"):
+                load_suite(spec.name, kind)
+        except PipelineError as exc:
+            problems += 1
+            print(f"FAIL {spec.name}: {exc}")
+            continue
+        print(f"ok   {spec.name}: {spec.source.table} -> scoring.{spec.latest_view}")
+    return 1 if problems else 0
 
 
 def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> tuple[str, str]:
@@ -133,6 +146,20 @@ def cmd_psql(args) -> int:
     os.execv(psql, [psql, url])
 
 
+def cmd_bench(args) -> int:
+    from pipeline.bench import run_bench
+
+    run_bench(
+        warehouse(),
+        [int(n) for n in args.rows.split(",")],
+        [int(n) for n in args.workers.split(",")],
+        args.naive_max_rows,
+        args.train_rows,
+        args.json,
+    )
+    return 0
+
+
 def cmd_stop_db(args) -> int:
     from pipeline import embedded
 
@@ -158,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
     command("migrate", cmd_migrate, "create or upgrade the scoring schema")
     c = command("seed", cmd_seed, "(re)create the demo tables with seeded synthetic rows")
     c.add_argument("--rows", type=int, help="rows in demo.customers (default 200000)")
-    command("check", cmd_check, "parse every job spec in dags/jobs and report problems")
+    command("check", cmd_check, "check every job spec: keys, table columns, GX suites")
     c = command(
         "run", cmd_run, "run one job's DAG once through Airflow; non-zero exit if it failed"
     )
@@ -173,6 +200,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("job")
     c.add_argument("--overwrite", action="store_true")
     command("psql", cmd_psql, "open psql on the warehouse")
+    c = command("bench", cmd_bench, "benchmark scoring against the floors and the naive peer")
+    c.add_argument("--rows", default="1000000", help="comma-separated table sizes")
+    c.add_argument("--workers", default="1,2", help="scoring worker counts to compare")
+    c.add_argument("--naive-max-rows", type=int, default=1_000_000, help="largest naive run")
+    c.add_argument("--train-rows", type=int, default=200_000, help="rows the model learns from")
+    c.add_argument("--json", help="also write the results to this file")
     command("stop-db", cmd_stop_db, "stop the embedded Postgres")
     return p
 
@@ -180,9 +213,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)  # libraries stay at WARNING
     try:
         return args.fn(args)
     except PipelineError as exc:

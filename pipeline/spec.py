@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -139,6 +140,7 @@ class Scoring(Strict):
 class JobSpec(Strict):
     """A scoring job: one table, one model, one DAG."""
 
+    _path: str = PrivateAttr("")  # the file it came from, for error messages
     name: str
     description: str = ""
     owner: str = "data-team"
@@ -214,9 +216,11 @@ def load_spec(path: Path | str) -> JobSpec:
         raise SpecError(f"{path}: a job spec must be a YAML mapping")
     raw.setdefault("name", path.stem)
     try:
-        return JobSpec.model_validate(raw)
+        spec = JobSpec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(describe_validation_error(path, exc)) from None
+    spec._path = str(path)
+    return spec
 
 
 def describe_validation_error(path: Path, exc: ValidationError) -> str:
@@ -254,9 +258,9 @@ def find_spec(job: str, directory: Path | str) -> JobSpec:
     return specs[job]
 
 
-def check_columns(spec: JobSpec, columns: dict[str, str], path: str = "") -> None:
-    """Fail with the spec key when a column named by the spec is missing from the table."""
-    where = f"{path}: " if path else f"job {spec.name}: "
+def check_columns(spec: JobSpec, columns: dict[str, str]) -> None:
+    """Fail naming the spec file and key when a column the spec names is missing from the table."""
+    where = f"{spec._path or 'job ' + spec.name}: "
     wanted = [
         ("source.key", spec.source.key),
         ("source.timestamp", spec.source.timestamp),

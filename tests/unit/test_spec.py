@@ -99,7 +99,7 @@ def test_missing_column_names_the_key():
     check_columns(spec, columns)  # all present: no error
     del columns["region"]
     with pytest.raises(SpecError) as err:
-        check_columns(spec, columns, "dags/jobs/customer_churn.yaml")
+        check_columns(spec, columns)
     message = str(err.value)
-    assert "dags/jobs/customer_churn.yaml: features.categorical[1]" in message
+    assert f"{JOBS / 'customer_churn.yaml'}: features.categorical[1]" in message
     assert "column 'region' not found in table demo.customers" in message
