@@ -76,7 +76,7 @@ def doc_for(spec: JobSpec, path: Path) -> str:
 Nightly: snapshot `{spec.source.table}` as of the run's cut-off, validate it with
 `expectations/{spec.name}/`, retrain a `{spec.model.estimator}` {spec.task} pipeline
 and gate it against the champion on `{spec.primary_metric}`, score every row and publish
-to `scoring.{spec.latest_view}`.
+to `scoring.{spec.latest_view}`, then measure drift against the champion's training data.
 
 - Spec: `{path.name}`; key `{spec.source.key}`, timestamp `{spec.source.timestamp}`,
   target `{spec.target}`; features: {", ".join(spec.features.all)}.
@@ -267,6 +267,21 @@ def build_dag(spec: JobSpec, path: Path):
                 job, publish_run, warehouse_url(), load_spec(spec_file), run, parts, lineage
             )
 
+        @task
+        def monitor(scoring: dict, model: dict, published: dict) -> dict:
+            from pipeline.drift import measure_drift
+
+            run_id = get_current_context()["run_id"]
+            return run_stage(
+                job,
+                measure_drift,
+                warehouse_url(),
+                load_spec(spec_file),
+                scoring,
+                model["version"],
+                run_id,
+            )
+
         run = start_run()
         training = snapshot.override(task_id="snapshot_training")(run, "training")
         scoring = snapshot.override(task_id="snapshot_scoring")(run, "scoring")
@@ -277,7 +292,10 @@ def build_dag(spec: JobSpec, path: Path):
         partitions = plan(scoring)
         scoring_check >> partitions
         parts = score.partial(manifest=scoring, model=model).expand(partition=partitions)
-        publish(run, training, scoring, [training_check, scoring_check], candidate, model, parts)
+        published = publish(
+            run, training, scoring, [training_check, scoring_check], candidate, model, parts
+        )
+        monitor(scoring, model, published)
 
     return scoring_dag()
 

@@ -40,9 +40,9 @@ def print_run_summary(url: str, job: str, logical_date: datetime, seconds: float
         print(f"Analysts still see the last published run in scoring.{spec.latest_view}.")
     snapshots = fetch_all(
         url,
-        "SELECT kind, row_count, sha256, uri FROM scoring.snapshots"
-        " WHERE job = %s AND as_of = %s ORDER BY kind",
-        (job, run["as_of"]),
+        "SELECT DISTINCT kind, row_count, sha256 FROM scoring.snapshots"
+        " WHERE job = %s AND sha256 IN (%s, %s) ORDER BY kind",
+        (job, run["training_snapshot_sha256"], run["scoring_snapshot_sha256"]),
     )
     for snap in snapshots:
         print(
@@ -63,6 +63,7 @@ def print_run_summary(url: str, job: str, logical_date: datetime, seconds: float
         for failure in check["failures"]:
             print(f"   {failure['severity'].upper()}: {failure['message']}")
     print_model(url, spec, run)
+    print_drift(url, spec, run)
     if run["status"] == "published":
         print(f"rows scored {run['rows_scored']:,}")
         timings = run["timings"] or {}
@@ -87,6 +88,20 @@ def print_model(url: str, spec: JobSpec, run: dict) -> None:
         )
     if run["model_version"]:
         print(f"scored with model v{run['model_version']}")
+
+
+def print_drift(url: str, spec: JobSpec, run: dict) -> None:
+    rows = fetch_all(
+        url,
+        "SELECT feature, value, threshold FROM scoring.drift_reports"
+        " WHERE job = %s AND run_id = %s AND alert ORDER BY value DESC",
+        (spec.name, run["run_id"]),
+    )
+    if rows:
+        alerts = ", ".join(f"{r['feature']} (PSI {r['value']:.2f})" for r in rows)
+        print(f"DRIFT ALERTS (PSI > {rows[0]['threshold']}): {alerts}")
+    elif run["status"] == "published":
+        print("drift: no feature above its PSI threshold")
 
 
 def print_analyst_sql(spec: JobSpec) -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -113,11 +114,14 @@ def snapshot_dir(root: DataRoot, job: str, kind: str, as_of: datetime) -> str:
 
 
 def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> dict:
-    """Write the snapshot and its manifest, record it in scoring.snapshots; returns the manifest."""
+    """Write the snapshot and its manifest, record it in scoring.snapshots; returns the manifest.
+
+    The folder is `<as_of>/<sha256 prefix>/`: if the table was changed in place under an old
+    timestamp, a second snapshot of the same as_of sits beside the first, never over it.
+    """
     started = time.perf_counter()
     root = DataRoot()
-    folder = snapshot_dir(root, spec.name, kind, as_of)
-    data_path = f"{folder}/data.parquet"
+    incoming = f"{snapshot_dir(root, spec.name, kind, as_of)}/.incoming-{uuid.uuid4().hex}"
     conn = db.connect(url)
     try:
         with conn.cursor() as cur:
@@ -130,7 +134,7 @@ def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> dict:
             query_text = cur.mogrify(query, {"as_of": as_of}).decode()
         estimate = estimate_rows(conn, spec.source.table)
         log.info("snapshot %s/%s as of %s: %s", spec.name, kind, as_of.isoformat(), query_text)
-        with root.open_output(data_path) as sink:
+        with root.open_output(incoming) as sink:
             rows, row_groups = copy_to_parquet(
                 conn,
                 query_text,
@@ -142,6 +146,10 @@ def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> dict:
             )
     finally:
         conn.close()
+    sha256 = root.sha256(incoming)
+    folder = f"{snapshot_dir(root, spec.name, kind, as_of)}/{sha256[:16]}"
+    data_path = f"{folder}/data.parquet"
+    root.move(incoming, data_path)
     manifest = {
         "job": spec.name,
         "kind": kind,
@@ -151,7 +159,7 @@ def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> dict:
         "row_count": rows,
         "row_groups": row_groups,
         "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
-        "sha256": root.sha256(data_path),
+        "sha256": sha256,
         "uri": root.uri(data_path),
         "code_version": code_version(),
         "library_versions": library_versions(),
@@ -291,7 +299,7 @@ def record_snapshot(url: str, manifest: dict) -> None:
             "INSERT INTO scoring.snapshots"
             " (job, kind, as_of, row_count, sha256, uri, query, manifest)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (job, kind, as_of) DO UPDATE SET row_count = EXCLUDED.row_count,"
+            " ON CONFLICT (job, kind, as_of, sha256) DO UPDATE SET row_count = EXCLUDED.row_count,"
             " sha256 = EXCLUDED.sha256, uri = EXCLUDED.uri, query = EXCLUDED.query,"
             " manifest = EXCLUDED.manifest, created_at = now()",
             (

@@ -137,6 +137,10 @@ class Scoring(Strict):
     batch_rows: int = Field(100_000, ge=1_000)
 
 
+class Monitoring(Strict):
+    psi_threshold: float = Field(0.2, gt=0.0)
+
+
 class JobSpec(Strict):
     """A scoring job: one table, one model, one DAG."""
 
@@ -152,6 +156,7 @@ class JobSpec(Strict):
     retrain: Retrain = Retrain()
     schedule: Schedule = Schedule()
     scoring: Scoring = Scoring()
+    monitoring: Monitoring = Monitoring()
     retries: int = Field(2, ge=0, le=10)
     tags: list[str] = []
 

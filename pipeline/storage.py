@@ -87,6 +87,10 @@ class DataRoot:
         if self.exists(path):
             self.fs.delete_dir(path)
 
+    def move(self, src: str, dst: str) -> None:
+        self.makedirs(dst.rsplit("/", 1)[0])
+        self.fs.move(src, dst)
+
     def copy(self, src: str, dst: str) -> None:
         self.makedirs(dst.rsplit("/", 1)[0])
         self.fs.copy_file(src, dst)

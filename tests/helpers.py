@@ -4,7 +4,7 @@ from datetime import datetime
 
 import psycopg2
 
-from pipeline import candidate, publish, runs, score, snapshot, validate
+from pipeline import candidate, drift, publish, runs, score, snapshot, validate
 from pipeline.spec import JobSpec
 
 
@@ -25,8 +25,11 @@ def run_stages(url: str, spec: JobSpec, as_of: datetime, run_id: str, **options)
     training = snapshot.take_snapshot(spec, "training", as_of, url)
     scoring = snapshot.take_snapshot(spec, "scoring", as_of, url)
     checks = [validate.validate_snapshot(url, spec, m, run_id) for m in (training, scoring)]
-    cand = candidate.train_candidate(spec, training, run_id)
-    model = candidate.gate(url, spec, cand, run_id, options.get("force_promote", False))
+    if options.get("retrain", True):
+        cand = candidate.train_candidate(spec, training, run_id)
+        model = candidate.gate(url, spec, cand, run_id, options.get("force_promote", False))
+    else:
+        cand, model = None, candidate.serving_model(url, spec)
     plan = score.plan_partitions(scoring, spec.source.key, spec.scoring.partitions)
     parts = [score.score_partition(spec, scoring, model, p, run_id) for p in plan]
     lineage = {
@@ -37,7 +40,9 @@ def run_stages(url: str, spec: JobSpec, as_of: datetime, run_id: str, **options)
         "timings": {},
     }
     published = publish.publish_run(url, spec, run, parts, lineage)
+    drifted = drift.measure_drift(url, spec, scoring, model["version"], run_id)
     return {
+        "drift": drifted,
         "training": training,
         "scoring": scoring,
         "checks": checks,

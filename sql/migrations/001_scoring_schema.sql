@@ -12,8 +12,9 @@ CREATE TABLE IF NOT EXISTS scoring.snapshots (
     query        text        NOT NULL,
     manifest     jsonb       NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (job, kind, as_of)
+    PRIMARY KEY (job, kind, as_of, sha256)
 );
+CREATE INDEX IF NOT EXISTS snapshots_sha256 ON scoring.snapshots (sha256);
 
 CREATE TABLE IF NOT EXISTS scoring.validation_results (
     job              text        NOT NULL,

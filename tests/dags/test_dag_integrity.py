@@ -22,9 +22,16 @@ EXPECTED_UPSTREAM = {
     "plan": {"snapshot_scoring", "validate_scoring"},
     "score": {"plan", "snapshot_scoring", "register"},
     "publish": {
-        "start_run", "snapshot_training", "snapshot_scoring", "validate_training",
-        "validate_scoring", "train", "register", "score",
+        "start_run",
+        "snapshot_training",
+        "snapshot_scoring",
+        "validate_training",
+        "validate_scoring",
+        "train",
+        "register",
+        "score",
     },
+    "monitor": {"snapshot_scoring", "register", "publish"},
 }
 
 
@@ -74,6 +81,9 @@ def test_dag_file_imports_no_heavy_libraries_at_parse_time():
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(DAGS / "scoring_jobs.py")],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     assert done.stdout.strip() == ""

@@ -50,9 +50,7 @@ def test_dag_run_publishes_every_key(small_churn):
         " FROM scoring.customer_churn_latest",
     )[0]
     assert latest == (ROWS, ROWS, run_id, version)
-    checks = query(
-        url, "SELECT suite, success FROM scoring.validation_results ORDER BY suite"
-    )
+    checks = query(url, "SELECT suite, success FROM scoring.validation_results ORDER BY suite")
     assert checks == [("customer_churn.scoring", True), ("customer_churn.training", True)]
 
 

@@ -75,3 +75,35 @@ def test_a_rejected_candidate_is_not_used_for_scoring(warehouse, jobs):
         " WHERE run_id = 'run-2'",
     )
     assert used == [(1,)]
+
+
+def test_drift_is_recorded_per_feature_and_alerts_on_a_shift(warehouse, jobs):
+    seed_table(warehouse, "demo.deliveries", 3_000)
+    spec = load_spec(jobs / "delivery_delay.yaml")
+    first = run_stages(warehouse, spec, demo_as_of(), "run-1")
+    assert first["drift"] == {"features": len(spec.features.all), "alerts": []}
+
+    query(warehouse, "UPDATE demo.deliveries SET distance_km = distance_km * 3 + 10")
+    second = run_stages(warehouse, spec, demo_as_of(), "run-2", retrain=False)
+    assert second["drift"]["alerts"] == ["distance_km"]
+    rows = query(
+        warehouse,
+        "SELECT feature, alert FROM scoring.drift_reports WHERE run_id = 'run-2' ORDER BY 1",
+    )
+    assert rows == [(f, f == "distance_km") for f in sorted(spec.features.all)]
+
+
+def test_an_in_place_change_under_an_old_timestamp_never_overwrites_a_snapshot(warehouse, jobs):
+    from pipeline.snapshot import read_snapshot, take_snapshot
+
+    seed_table(warehouse, "demo.deliveries", 2_000)
+    spec = load_spec(jobs / "delivery_delay.yaml")
+    first = take_snapshot(spec, "scoring", demo_as_of(), warehouse)
+    query(warehouse, "UPDATE demo.deliveries SET items = items + 1")  # updated_at untouched
+    second = take_snapshot(spec, "scoring", demo_as_of(), warehouse)
+
+    assert first["sha256"] != second["sha256"]
+    assert first["uri"] != second["uri"]
+    before, after = read_snapshot(first)["items"], read_snapshot(second)["items"]  # both verified
+    assert before.notna().sum() > 0
+    assert (after.dropna() == before.dropna() + 1).all()

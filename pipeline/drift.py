@@ -1,0 +1,109 @@
+"""Drift: how far each feature of the scored data moved from the data the champion learned on.
+
+Population stability index (PSI) per feature: numbers are binned at the training deciles,
+categories and flags by value, missing values are a bin of their own. A PSI above the job's
+threshold is an alert: recorded in scoring.drift_reports and logged, the run is not stopped.
+"""
+
+import logging
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipeline import db
+from pipeline.registry import fetch_version
+from pipeline.snapshot import verified_path
+from pipeline.spec import JobSpec
+from pipeline.storage import DataRoot
+
+log = logging.getLogger(__name__)
+
+BINS = 10
+EPSILON = 1e-6
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index between two histograms of counts."""
+    p = expected / max(expected.sum(), 1) + EPSILON
+    q = actual / max(actual.sum(), 1) + EPSILON
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def numeric_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per training-decile bin, plus one bin for missing values."""
+    train = np.asarray(train, dtype="float64")
+    scored = np.asarray(scored, dtype="float64")
+    present = train[np.isfinite(train)]
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, BINS + 1))) if present.size else []
+
+    def counts(values):
+        finite = np.isfinite(values)
+        bins = np.searchsorted(edges[1:-1], values[finite])
+        inner = np.bincount(bins, minlength=max(len(edges) - 1, 1))
+        return np.append(inner, (~finite).sum())
+
+    return counts(train), counts(scored)
+
+
+def categorical_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per value seen in either side, missing values included as a value."""
+    train = np.asarray(train, dtype=object)
+    scored = np.asarray(scored, dtype=object)
+    values = sorted({str(v) for v in train} | {str(v) for v in scored})
+    index = {v: i for i, v in enumerate(values)}
+
+    def counts(column):
+        return np.bincount([index[str(v)] for v in column], minlength=len(values))
+
+    return counts(train), counts(scored)
+
+
+def read_column(root: DataRoot, manifest_uri: str, sha256: str, column: str):
+    with root.open_input(verified_path(root, {"uri": manifest_uri, "sha256": sha256})) as src:
+        return pq.read_table(src, columns=[column]).column(0).to_numpy(zero_copy_only=False)
+
+
+def measure_drift(url: str, spec: JobSpec, scoring: dict, model_version: int, run_id: str):
+    """PSI of every feature between the serving model's training snapshot and this run's data."""
+    model = fetch_version(url, spec.name, version=model_version)
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT uri FROM scoring.snapshots WHERE sha256 = %s LIMIT 1",
+            (model["training_snapshot_sha256"],),
+        )
+        row = cur.fetchone()
+    if row is None:
+        log.warning("drift skipped: the training snapshot of model v%d is gone", model_version)
+        return {"features": 0, "alerts": []}
+    root = DataRoot()
+    threshold = spec.monitoring.psi_threshold
+    report = []
+    for column in spec.features.all:
+        train = read_column(root, row[0], model["training_snapshot_sha256"], column)
+        scored = read_column(root, scoring["uri"], scoring["sha256"], column)
+        histograms = (
+            numeric_histograms if column in spec.features.numeric else categorical_histograms
+        )
+        value = psi(*histograms(train, scored))
+        report.append((column, value, math.isfinite(value) and value > threshold))
+    record_drift(url, spec.name, run_id, report, threshold)
+    alerts = [column for column, _, alert in report if alert]
+    for column, value, alert in report:
+        if alert:
+            log.warning("DRIFT ALERT %s.%s: PSI %.3f > %.2f", spec.name, column, value, threshold)
+    log.info("drift: %d features, %d alert(s)", len(report), len(alerts))
+    return {"features": len(report), "alerts": alerts}
+
+
+def record_drift(url: str, job: str, run_id: str, report: list, threshold: float) -> None:
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "DELETE FROM scoring.drift_reports WHERE job = %s AND run_id = %s", (job, run_id)
+        )
+        cur.executemany(
+            "INSERT INTO scoring.drift_reports"
+            " (job, run_id, feature, statistic, value, threshold, alert)"
+            " VALUES (%s, %s, %s, 'psi', %s, %s, %s)",
+            [(job, run_id, column, value, threshold, alert) for column, value, alert in report],
+        )
