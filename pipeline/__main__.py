@@ -71,13 +71,16 @@ def cmd_check(args) -> int:
     return 1 if problems else 0
 
 
-def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> tuple[str, str]:
-    """Run one job's DAG through Airflow; returns (state, run_id)."""
+def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> tuple[str, datetime]:
+    """Run one job's DAG through Airflow; returns (state, logical date)."""
     from pipeline import airflow_home
     from pipeline.runs import parse_timestamp
     from pipeline.spec import find_spec
+    from pipeline.validate import load_suite
 
-    find_spec(job, config.jobs_dir())  # a clear error before Airflow starts
+    find_spec(job, config.jobs_dir())  # spec and suite problems surface before Airflow starts
+    for kind in ("training", "scoring"):
+        load_suite(job, kind)
     airflow_home.ensure_metadata_db()
     from pipeline.airflow_dags import run_once
 
@@ -155,6 +158,7 @@ def cmd_bench(args) -> int:
         [int(n) for n in args.workers.split(",")],
         args.naive_max_rows,
         args.train_rows,
+        args.repeat,
         args.json,
     )
     return 0
@@ -205,6 +209,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", default="1,2", help="scoring worker counts to compare")
     c.add_argument("--naive-max-rows", type=int, default=1_000_000, help="largest naive run")
     c.add_argument("--train-rows", type=int, default=200_000, help="rows the model learns from")
+    c.add_argument("--repeat", type=int, default=1, help="runs per arm; the fastest counts")
     c.add_argument("--json", help="also write the results to this file")
     command("stop-db", cmd_stop_db, "stop the embedded Postgres")
     return p
