@@ -1,0 +1,72 @@
+"""Least privilege: analysts read predictions and run records; only the writer role writes."""
+
+import psycopg2
+import pytest
+from psycopg2 import errors
+
+from helpers import run_stages
+from pipeline.demo_data import demo_as_of, seed_table
+from pipeline.spec import load_spec
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def published(warehouse, jobs):
+    seed_table(warehouse, "demo.deliveries", 2_000)
+    run_stages(warehouse, load_spec(jobs / "delivery_delay.yaml"), demo_as_of(), "run-1")
+    return warehouse
+
+
+def as_role(url: str, role: str, statement: str):
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SET ROLE {role}")
+            cur.execute(statement)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def test_reader_selects_the_latest_view_history_and_run_records(published):
+    for table in ("delivery_delay_latest", "delivery_delay_predictions", "scoring_runs"):
+        rows = as_role(published, "scoring_reader", f"SELECT count(*) FROM scoring.{table}")
+        assert rows[0][0] > 0, table
+
+
+WRITES = (
+    "DELETE FROM scoring.delivery_delay_predictions",
+    "UPDATE scoring.scoring_runs SET status = 'failed'",
+    "INSERT INTO scoring.model_versions (job) VALUES ('x')",
+    "CREATE TABLE scoring.mine (x int)",
+)
+
+
+def test_reader_cannot_write(published):
+    for statement in WRITES:
+        with pytest.raises(errors.InsufficientPrivilege):
+            as_role(published, "scoring_reader", statement)
+
+
+def test_writer_replaces_runs_and_reads_sources_only_when_granted(published):
+    deleted = as_role(
+        published,
+        "scoring_writer",
+        "DELETE FROM scoring.delivery_delay_predictions WHERE run_id = 'run-1' RETURNING 1",
+    )
+    assert len(deleted) == 2_000
+    with pytest.raises(errors.InsufficientPrivilege):
+        as_role(published, "scoring_writer", "SELECT count(*) FROM demo.deliveries")
+    conn = psycopg2.connect(published)
+    try:
+        with conn.cursor() as cur:  # the grant README's Roles section asks for, per source
+            cur.execute("GRANT USAGE ON SCHEMA demo TO scoring_writer")
+            cur.execute("GRANT SELECT ON demo.deliveries TO scoring_writer")
+            cur.execute("SET ROLE scoring_writer")
+            cur.execute("SELECT count(*) FROM demo.deliveries")
+            assert cur.fetchone()[0] == 2_000
+    finally:
+        conn.rollback()
+        conn.close()
