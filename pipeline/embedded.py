@@ -19,6 +19,7 @@ def start(data_dir: Path = DEFAULT_DIR) -> str:
     """Start (or reuse) the embedded server in `data_dir`; returns its URL."""
     import pgserver
 
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # its handle bookkeeping is noise
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(str(data_dir), cleanup_mode=None)
     url = server.get_uri()
