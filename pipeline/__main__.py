@@ -164,6 +164,32 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from pipeline.reproduce import reproduce_run
+
+    result = reproduce_run(warehouse(), args.job, args.run)
+    if result.exact:
+        n, total = result.matched, result.compared
+        print(f"run {result.run_id}: reproduced {n}/{total} predictions exactly")
+        return 0
+    print(
+        f"run {result.run_id}: {result.compared - result.matched} of {result.compared} "
+        "predictions differ; first differences:"
+    )
+    for diff in result.differences:
+        print(f"  {diff}")
+    return 1
+
+
+def cmd_lineage(args) -> int:
+    from pipeline.lineage import format_lineage, key_lineage
+    from pipeline.spec import find_spec
+
+    spec = find_spec(args.job, config.jobs_dir())
+    print(format_lineage(spec, key_lineage(warehouse(), spec, args.key)))
+    return 0
+
+
 def cmd_stop_db(args) -> int:
     from pipeline import embedded
 
@@ -203,12 +229,30 @@ def parser() -> argparse.ArgumentParser:
     c = command("suggest-expectations", cmd_suggest, "write starter GX suites for a job")
     c.add_argument("job")
     c.add_argument("--overwrite", action="store_true")
+    c = command("reproduce", cmd_reproduce, "rebuild a run's model from its snapshot and compare")
+    c.add_argument("job")
+    c.add_argument("--run", default="latest", help="a run id, or latest (default)")
+    c = command("lineage", cmd_lineage, "which data, model and code made a key's prediction")
+    c.add_argument("job")
+    c.add_argument("key")
     command("psql", cmd_psql, "open psql on the warehouse")
     c = command("bench", cmd_bench, "benchmark scoring against the floors and the naive peer")
-    c.add_argument("--rows", default="1000000", help="comma-separated table sizes")
-    c.add_argument("--workers", default="1,2", help="scoring worker counts to compare")
-    c.add_argument("--naive-max-rows", type=int, default=1_000_000, help="largest naive run")
-    c.add_argument("--train-rows", type=int, default=200_000, help="rows the model learns from")
+    c.add_argument(
+        "--rows", default="1000000", help="comma-separated table sizes (default 1000000)"
+    )
+    c.add_argument("--workers", default="1,2", help="worker counts to compare (default 1,2)")
+    c.add_argument(
+        "--naive-max-rows",
+        type=int,
+        default=1_000_000,
+        help="largest size for the naive peer (default 1M)",
+    )
+    c.add_argument(
+        "--train-rows",
+        type=int,
+        default=200_000,
+        help="rows the model learns from (default 200000)",
+    )
     c.add_argument("--repeat", type=int, default=1, help="runs per arm; the fastest counts")
     c.add_argument("--json", help="also write the results to this file")
     command("stop-db", cmd_stop_db, "stop the embedded Postgres")

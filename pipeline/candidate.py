@@ -18,6 +18,11 @@ def train_candidate(spec: JobSpec, manifest: dict, run_id: str) -> dict:
     """Fit the pipeline on the snapshot; save it, its metadata and model card in the run folder."""
     frame = read_snapshot(manifest)
     model, metrics, seconds = train.fit(spec, frame)
+    return save_candidate(spec, manifest, run_id, model, metrics, seconds)
+
+
+def save_candidate(spec: JobSpec, manifest: dict, run_id: str, model, metrics, seconds) -> dict:
+    """Write a fitted candidate with what it takes to rebuild it: spec, data, seeds, versions."""
     root = DataRoot()
     folder = root.path("runs", spec.name, run_key(run_id), "candidate")
     params = {
@@ -26,16 +31,19 @@ def train_candidate(spec: JobSpec, manifest: dict, run_id: str) -> dict:
         "seed": spec.model.seed,
         "holdout_fraction": spec.model.holdout_fraction,
     }
+    dtypes = {s["name"]: s["type"] for s in manifest["schema"]}
     metadata = {
         "job": spec.name,
         "run_id": run_id,
         "task": spec.task,
         "target": spec.target,
+        "spec": spec.model_dump(mode="json"),
         "features": {
             "order": spec.features.all,
             "numeric": spec.features.numeric,
             "categorical": spec.features.categorical,
             "boolean": spec.features.boolean,
+            "source_dtypes": {name: dtypes[name] for name in spec.features.all},
             "output_names": [str(n) for n in model[:-1].get_feature_names_out()],
         },
         "classes": [str(c) for c in getattr(model, "classes_", [])],

@@ -8,7 +8,10 @@ the same run replaces its rows, so nothing is ever duplicated.
 import io
 import json
 import logging
+import queue
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -35,6 +38,8 @@ KEY_TYPES = {
     "uuid": "uuid",
 }
 COPY_COLUMNS = ("run_id", "key", "score", "label", "model_version", "as_of", "scored_at")
+BATCH_ROWS = 100_000
+PREFETCH = 4  # CSV chunks made ahead of COPY: enough to keep Postgres busy, little memory
 
 
 def ensure_job_objects(cur, spec: JobSpec, key_pg_type: str) -> None:
@@ -49,6 +54,7 @@ def ensure_job_objects(cur, spec: JobSpec, key_pg_type: str) -> None:
         sql.SQL(template).format(
             predictions=db.scoring_ident(spec.predictions_table),
             latest=db.scoring_ident(spec.latest_view),
+            lineage=db.scoring_ident(spec.lineage_view),
             job=sql.Literal(spec.name),
             key_type=sql.SQL(KEY_TYPES[key_pg_type]),
         )
@@ -80,11 +86,8 @@ def publish_run(url: str, spec: JobSpec, run: dict, parts: list[dict], lineage: 
             "as_of": run["as_of"],
             "scored_at": scored_at.isoformat(),
         }
-        for part in sorted(parts, key=lambda p: p["index"]):
-            with root.open_input(root.path_of(part["uri"])) as src:
-                for batch in pq.ParquetFile(src).iter_batches(batch_size=200_000):
-                    cur.copy_expert(copy_text, csv_rows(batch, constants))
-                    progress.advance(batch.num_rows)
+        chunks = prefetched(csv_chunks(root, parts, constants, progress), PREFETCH)
+        cur.copy_expert(copy_text, ChunkReader(chunks))
         published = upsert_run(cur, spec, run, lineage, total, "published", scored_at)
     seconds = progress.finish()
     log.info("published run %s of %s: %d rows in %.1f s", run["run_id"], spec.name, total, seconds)
@@ -95,7 +98,58 @@ def publish_run(url: str, spec: JobSpec, run: dict, parts: list[dict], lineage: 
     }
 
 
-def csv_rows(batch: pa.RecordBatch, constants: dict) -> io.BytesIO:
+def csv_chunks(root: DataRoot, parts: list[dict], constants: dict, progress) -> Iterator[bytes]:
+    """Every part's predictions as CSV chunks, in partition order."""
+    for part in sorted(parts, key=lambda p: p["index"]):
+        with root.open_input(root.path_of(part["uri"])) as src:
+            for batch in pq.ParquetFile(src).iter_batches(batch_size=BATCH_ROWS):
+                yield csv_rows(batch, constants)
+                progress.advance(batch.num_rows)
+
+
+def prefetched(items: Iterator, depth: int) -> Iterator:
+    """`items`, produced by a background thread up to `depth` ahead (Arrow releases the GIL)."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                ready.put(item)
+        except BaseException as exc:  # re-raised in the consuming thread
+            ready.put(exc)
+        ready.put(end)
+
+    producer = threading.Thread(target=produce, name="prefetch", daemon=True)
+    producer.start()
+    try:
+        while (item := ready.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get(timeout=0.1)
+            except queue.Empty:
+                pass
+
+
+class ChunkReader:
+    """The file-like `read()` that `copy_expert` needs, over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self.chunks = chunks
+
+    def read(self, size: int = -1) -> bytes:
+        return next(self.chunks, b"")
+
+
+def csv_rows(batch: pa.RecordBatch, constants: dict) -> bytes:
     """One prediction batch as CSV in COPY_COLUMNS order, with the run's constants filled in."""
     n = batch.num_rows
     table = pa.table(
@@ -111,8 +165,7 @@ def csv_rows(batch: pa.RecordBatch, constants: dict) -> io.BytesIO:
     )
     buffer = io.BytesIO()
     pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    buffer.seek(0)
-    return buffer
+    return buffer.getvalue()
 
 
 def upsert_run(cur, spec, run, lineage, rows, status, when) -> str:

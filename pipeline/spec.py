@@ -207,6 +207,10 @@ class JobSpec(Strict):
     def latest_view(self) -> str:
         return f"{self.name}_latest"
 
+    @property
+    def lineage_view(self) -> str:
+        return f"{self.name}_lineage"
+
 
 def load_spec(path: Path | str) -> JobSpec:
     """Parse one job spec; any problem is a SpecError naming the file and the key."""

@@ -1,5 +1,5 @@
 -- Per-job prediction history and the analysts' view of the last published run.
--- Filled in by pipeline.publish with quoted identifiers ({predictions}, {latest}) and the
+-- Filled in by pipeline.publish with quoted identifiers ({predictions}, {latest}, {lineage}), the
 -- job name as a literal ({job}), the key type from a fixed list ({key_type}); safe to run again.
 CREATE TABLE IF NOT EXISTS {predictions} (
     run_id         text             NOT NULL,
@@ -25,3 +25,20 @@ WHERE p.run_id = (
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON {predictions} TO scoring_writer;
 GRANT SELECT ON {predictions}, {latest} TO scoring_reader;
+
+-- Which data, model and code made each latest prediction ({lineage}).
+CREATE OR REPLACE VIEW {lineage} AS
+SELECT l.key, l.score, l.label, l.run_id, r.dag_run_id, l.as_of, l.scored_at,
+       r.scoring_snapshot_sha256, s.uri AS scoring_snapshot_uri,
+       l.model_version, m.artifact_sha256, m.training_snapshot_sha256,
+       m.primary_metric, m.metrics AS model_metrics, m.decision_reason,
+       r.validation, r.code_version AS run_code_version, m.code_version AS model_code_version
+FROM {latest} AS l
+JOIN scoring.scoring_runs AS r ON r.job = {job} AND r.run_id = l.run_id
+JOIN scoring.model_versions AS m ON m.job = {job} AND m.version = l.model_version
+LEFT JOIN LATERAL (
+    SELECT uri FROM scoring.snapshots
+    WHERE job = {job} AND sha256 = r.scoring_snapshot_sha256 LIMIT 1
+) AS s ON true;
+
+GRANT SELECT ON {lineage} TO scoring_reader;

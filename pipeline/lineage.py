@@ -1,0 +1,50 @@
+"""Which data, model and code made a key's latest prediction (from the `<job>_lineage` view)."""
+
+from psycopg2 import sql
+
+from pipeline import db
+from pipeline.errors import PipelineError
+from pipeline.spec import JobSpec
+
+
+def key_lineage(url: str, spec: JobSpec, key: str) -> dict:
+    """The lineage row of one key's latest published prediction."""
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("SELECT * FROM {} WHERE key::text = %s").format(
+                db.scoring_ident(spec.lineage_view)
+            ),
+            (key,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise PipelineError(
+                f"job {spec.name}: key {key!r} has no published prediction in "
+                f"scoring.{spec.latest_view}"
+            )
+        return dict(zip([c.name for c in cur.description], row, strict=True))
+
+
+def format_lineage(spec: JobSpec, row: dict) -> str:
+    metric = row["primary_metric"]
+    checks = ", ".join(
+        f"{v['suite']} {'passed' if v['success'] else 'FAILED'}" for v in row["validation"] or []
+    )
+    return "\n".join(
+        [
+            f"{spec.name} key {row['key']}: score {row['score']:.6f}"
+            + (f", label {row['label']}" if row["label"] is not None else ""),
+            f"  run        {row['run_id']} (Airflow dag run {row['dag_run_id']})",
+            f"             as_of {row['as_of'].isoformat()}, scored {row['scored_at'].isoformat()}",
+            f"  data       scoring snapshot sha256 {row['scoring_snapshot_sha256']}",
+            f"             {row['scoring_snapshot_uri'] or '(snapshot file pruned)'}",
+            f"  validation {checks or '-'}",
+            f"  model      v{row['model_version']}, artifact sha256 {row['artifact_sha256']}",
+            f"             trained on snapshot sha256 {row['training_snapshot_sha256']}",
+            f"             holdout {metric} {row['model_metrics'][metric]:.5f}; "
+            f"{row['decision_reason']}",
+            f"  code       run {row['run_code_version']}, model {row['model_code_version']}",
+            # printed for a person to copy, never executed
+            f"  SQL        SELECT * FROM scoring.{spec.lineage_view} WHERE key = {row['key']!r};",  # noqa: S608
+        ]
+    )
