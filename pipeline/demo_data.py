@@ -144,13 +144,19 @@ TABLES = {
 }
 
 
-def seed_table(url: str, table: str, rows: int, seed: int = 7) -> float:
-    """(Re)create a demo table with `rows` seeded rows, loaded by COPY; returns seconds taken."""
+def seed_table(url: str, table: str, rows: int, seed: int = 7, into: str | None = None) -> float:
+    """(Re)create a demo table with `rows` seeded rows, loaded by COPY; returns seconds taken.
+
+    `into` names another `schema.table` to create with the same columns and rows (the benchmark
+    keeps one table per size that way).
+    """
     ddl, make_chunk = TABLES[table]
+    target = into or table
     started = time.perf_counter()
     with db.transaction(url) as conn, conn.cursor() as cur:
-        ident = db.table_ident(table)
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier("demo")))
+        ident = db.table_ident(target)
+        schema = sql.Identifier(target.split(".")[0])
+        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
         cur.execute(sql.SQL(ddl).format(table=ident))
         for start in range(0, rows, CHUNK_ROWS):
@@ -164,7 +170,7 @@ def seed_table(url: str, table: str, rows: int, seed: int = 7) -> float:
             )
         cur.execute(sql.SQL("ANALYZE {}").format(ident))
     seconds = time.perf_counter() - started
-    log.info("seeded %s with %d rows in %.1f s", table, rows, seconds)
+    log.info("seeded %s with %d rows in %.1f s", target, rows, seconds)
     return seconds
 
 

@@ -267,8 +267,18 @@ def find_spec(job: str, directory: Path | str) -> JobSpec:
     return specs[job]
 
 
+NUMERIC_TYPES = {"smallint", "integer", "bigint", "real", "double precision", "numeric"}
+TIMESTAMP_TYPES = {"timestamp with time zone", "timestamp without time zone", "date"}
+# The Postgres types a column may have for the role the spec gives it.
+ALLOWED_TYPES = {
+    "source.timestamp": TIMESTAMP_TYPES,
+    "features.numeric": NUMERIC_TYPES,
+    "features.boolean": {"boolean"},
+}
+
+
 def check_columns(spec: JobSpec, columns: dict[str, str]) -> None:
-    """Fail naming the spec file and key when a column the spec names is missing from the table."""
+    """Fail naming the spec file and key when a column is missing or has the wrong type."""
     where = f"{spec._path or 'job ' + spec.name}: "
     wanted = [
         ("source.key", spec.source.key),
@@ -283,4 +293,11 @@ def check_columns(spec: JobSpec, columns: dict[str, str]) -> None:
             raise SpecError(
                 f"{where}{key}: column {column!r} not found in table {spec.source.table} "
                 f"(it has: {', '.join(sorted(columns))})"
+            )
+        role = key.split("[")[0]
+        allowed = ALLOWED_TYPES.get(role)
+        if allowed and columns[column] not in allowed:
+            raise SpecError(
+                f"{where}{key}: column {spec.source.table}.{column} has type "
+                f"{columns[column]!r}; a {role} column must be one of {sorted(allowed)}"
             )

@@ -130,6 +130,13 @@ def suggest_suite(spec: JobSpec, kind: str, frame: pd.DataFrame) -> dict:
             "the point-in-time cut-off needs a timestamp on every row",
             column=ts,
         ),
+        expectation(
+            "expect_column_values_to_be_between",
+            "warning",
+            "a timestamp later than now means a broken clock or load",
+            column=ts,
+            max_value={"$PARAMETER": "now"},
+        ),
     ]
     for column in spec.features.all:
         exps += column_expectations(spec, frame, column)

@@ -8,6 +8,7 @@ scoring.validation_results with the full result written beside the snapshot.
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline import db
@@ -70,6 +71,7 @@ def suite_parameters(url: str, spec: JobSpec, manifest: dict) -> dict:
         row = cur.fetchone()
     previous = row[0] if row else None
     return {
+        "now": datetime.now(UTC),
         "as_of": manifest["as_of"],
         "previous_row_count": previous,
         # a table that shrank to under half or grew past 3x since the last snapshot is an incident
@@ -99,6 +101,7 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> d
         expectation_parameters=suite_parameters(url, spec, manifest),
     )
     failures = [describe_failure(r) for r in result.results if not r.success]
+    failures += future_rows_failure(spec, manifest)
     critical = [f for f in failures if f["severity"] == "critical"]
     warnings = [f for f in failures if f["severity"] == "warning"]
     root = DataRoot()
@@ -172,6 +175,32 @@ def describe_failure(result) -> dict:
     }
 
 
+def future_rows_failure(spec: JobSpec, manifest: dict) -> list[dict]:
+    """A warning for rows dated in the future: the cut-off left them out, a person should know."""
+    future = manifest.get("future_rows") or {}
+    if not future.get("count"):
+        return []
+    column = spec.source.timestamp
+    return [
+        {
+            "expectation": "timestamps_not_in_the_future",
+            "column": column,
+            "severity": "warning",
+            "observed": future["count"],
+            "unexpected_count": future["count"],
+            "samples": future["sample_keys"],
+            "guards": "future-dated rows mean a broken clock or load; the snapshot left them out",
+            "message": f"timestamps_not_in_the_future; column {column!r}; {future['count']} rows "
+            f"dated after the snapshot was taken, e.g. keys {future['sample_keys']}",
+        }
+    ]
+
+
+def json_safe(value):
+    """`value` as JSON Postgres accepts: NaN and infinities (sample values) become strings."""
+    return json.loads(json.dumps(value, default=str), parse_constant=str)
+
+
 def short(value, limit: int = 60):
     text = value if isinstance(value, str) else None
     if text is not None and len(text) > limit:
@@ -219,8 +248,8 @@ def record_validation(url: str, job: str, run_id: str, summary: dict, statistics
                 summary["success"],
                 summary["critical_failed"],
                 summary["warnings_failed"],
-                json.dumps(statistics, default=str),
-                json.dumps(summary["failures"], default=str),
+                json.dumps(json_safe(statistics)),
+                json.dumps(json_safe(summary["failures"])),
                 summary["result_uri"],
                 summary.get("docs_uri"),
             ),

@@ -95,11 +95,32 @@ def test_duplicate_job_names_are_rejected(tmp_path):
 
 def test_missing_column_names_the_key():
     spec = load_spec(JOBS / "customer_churn.yaml")
-    columns = {c: "integer" for c in ["customer_id", "updated_at", "churned", *spec.features.all]}
-    check_columns(spec, columns)  # all present: no error
+    columns = {c: "integer" for c in ["customer_id", "churned", *spec.features.all]}
+    columns |= {"updated_at": "timestamp with time zone", "plan": "text", "region": "text"}
+    columns |= {"payment_method": "text"} | {c: "boolean" for c in spec.features.boolean}
+    check_columns(spec, columns)  # all present with fitting types: no error
     del columns["region"]
     with pytest.raises(SpecError) as err:
         check_columns(spec, columns)
     message = str(err.value)
     assert f"{JOBS / 'customer_churn.yaml'}: features.categorical[1]" in message
     assert "column 'region' not found in table demo.customers" in message
+
+
+@pytest.mark.parametrize(
+    ("column", "pg_type", "fragment"),
+    [
+        ("monthly_charges", "text", "features.numeric[1]: column demo.customers.monthly_charges"),
+        ("autopay", "integer", "features.boolean[2]: column demo.customers.autopay"),
+        ("updated_at", "text", "source.timestamp: column demo.customers.updated_at"),
+    ],
+)
+def test_a_column_of_the_wrong_type_names_the_key(column, pg_type, fragment):
+    spec = load_spec(JOBS / "customer_churn.yaml")
+    columns = {c: "double precision" for c in ["customer_id", "churned", *spec.features.numeric]}
+    columns |= {c: "text" for c in spec.features.categorical}
+    columns |= {c: "boolean" for c in spec.features.boolean}
+    columns |= {"updated_at": "timestamp with time zone", column: pg_type}
+    with pytest.raises(SpecError) as err:
+        check_columns(spec, columns)
+    assert fragment in str(err.value) and f"has type '{pg_type}'" in str(err.value)

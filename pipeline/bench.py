@@ -1,0 +1,514 @@
+"""Benchmark: score-and-publish against the floors of Postgres and the model, and the naive peer.
+
+For each size the harness seeds `bench.customers_<rows>` (once), then runs every arm in a fresh
+process, after a warm-up COPY that brings the table into the caches:
+
+- `ours/<w>w`: take_snapshot -> plan_partitions -> score_partition on w worker processes ->
+  publish_run: the package's own functions, in the order the DAG runs them;
+- `copy_out`: raw `COPY (snapshot query) TO STDOUT`, the bytes discarded;
+- `predict`: the model's predict on the snapshot's rows already in memory (only predict timed);
+- `copy_in`: raw `COPY ... FROM STDIN` of the published prediction rows into an equivalent table;
+- `naive`: `pandas.read_sql` -> predict -> `DataFrame.to_sql`, what users would otherwise write.
+
+The floor is copy_out + predict + copy_in. Before reporting, the harness checks that every arm
+produced the same row count and every predicting arm the same prediction checksum.
+"""
+
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from psycopg2 import sql
+
+from pipeline import candidate, db, publish, runs, score, snapshot
+from pipeline.config import jobs_dir
+from pipeline.demo_data import demo_as_of, seed_table
+from pipeline.errors import PipelineError
+from pipeline.migrate import migrate
+from pipeline.provenance import code_version, library_versions
+from pipeline.registry import load_model
+from pipeline.spec import JobSpec, find_spec
+from pipeline.storage import DataRoot
+from pipeline.train import feature_frame, predict_scores
+
+log = logging.getLogger(__name__)
+
+BASE_JOB = "customer_churn"
+JOB = "bench_churn"
+SCHEMA = "bench"
+COPY_IN_TABLE = "copy_in_floor"
+NAIVE_TABLE = "naive_predictions"
+SCORE_SCALE = 1e9  # checksums compare scores rounded to 1e-9
+KEY_MODULUS = 9973  # ties scores to keys; a batch of up to 900k rows stays within int64
+
+
+def bench_spec(rows: int) -> JobSpec:
+    """The demo churn job, renamed, reading `bench.customers_<rows>`."""
+    base = find_spec(BASE_JOB, jobs_dir())
+    source = base.source.model_copy(update={"table": f"{SCHEMA}.customers_{rows}"})
+    return base.model_copy(update={"name": JOB, "source": source})
+
+
+def count_rows(url: str, table: str) -> int | None:
+    """Rows in `table`, or None if it does not exist."""
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(db.table_ident(table)))
+        return cur.fetchone()[0]
+
+
+def ensure_table(url: str, rows: int) -> None:
+    """Seed `bench.customers_<rows>` unless it already holds exactly that many rows."""
+    table = bench_spec(rows).source.table
+    if count_rows(url, table) != rows:
+        seed_table(url, "demo.customers", rows, into=table)
+
+
+def train_model(url: str, rows: int) -> dict:
+    """Fit and promote the demo model on `bench.customers_<rows>`; the reference scorers load."""
+    spec = bench_spec(rows)
+    as_of = demo_as_of()
+    manifest = snapshot.take_snapshot(spec, "training", as_of, url)
+    fitted = candidate.train_candidate(spec, manifest, f"bench-train-{rows}")
+    model = candidate.gate(url, spec, fitted, f"bench-train-{rows}", force_promote=True)
+    return {k: model[k] for k in ("version", "artifact_uri", "artifact_sha256")}
+
+
+class Checksum:
+    """Order-independent: row count, sum of rounded scores, and their sum weighted by key."""
+
+    def __init__(self):
+        self.rows = self.total = self.weighted = 0
+
+    def add(self, keys: np.ndarray, scores: np.ndarray) -> None:
+        rounded = np.rint(scores * SCORE_SCALE).astype(np.int64)
+        self.rows += len(rounded)
+        self.total += int(rounded.sum())
+        self.weighted += int(((keys.astype(np.int64) % KEY_MODULUS + 1) * rounded).sum())
+
+    def value(self) -> str:
+        return f"{self.rows}:{self.total}:{self.weighted}"
+
+
+def table_checksum(url: str, table: sql.Composable, run_id: str | None = None) -> str:
+    """The same checksum as `Checksum`, computed by Postgres over (key, score) of `table`."""
+    where = sql.SQL("WHERE run_id = %(run_id)s") if run_id else sql.SQL("")
+    query = sql.SQL(
+        "SELECT count(*), coalesce(sum(s), 0), coalesce(sum((mod(key, {m}) + 1) * s), 0)"
+        " FROM (SELECT key, round(score * {scale}::float8)::bigint AS s FROM {table} {where}) t"
+    ).format(m=sql.Literal(KEY_MODULUS), scale=sql.Literal(SCORE_SCALE), table=table, where=where)
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(query, {"run_id": run_id})
+        rows, total, weighted = cur.fetchone()
+    return f"{rows}:{total}:{weighted}"
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (VmHWM: unlike ru_maxrss, it restarts at exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise PipelineError("peak RSS needs Linux's /proc/self/status")
+
+
+def configure_logging() -> None:
+    """As the CLI does: the package's progress lines at INFO, libraries at WARNING."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pipeline").setLevel(logging.INFO)
+
+
+def warm_worker(ready) -> None:
+    """Pool initializer: import what scoring needs, then wait until every worker is up."""
+    import sklearn.ensemble  # noqa: F401
+
+    configure_logging()
+    ready.wait()
+
+
+def start_pool(workers: int):
+    """`workers` spawned processes, warm, like Airflow workers waiting for mapped tasks.
+
+    Each gets its share of the cores for OpenMP (as `OMP_NUM_THREADS` should be set on a
+    worker host): more threads than cores makes every tree's parallel loop wait for a thread
+    the scheduler has parked, and predict then runs several times slower.
+    """
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(workers + 1)
+    pool = context.Pool(workers, initializer=warm_worker, initargs=(ready,))
+    ready.wait()
+    return pool
+
+
+def in_worker(fn, *args):
+    """Run one task as an Airflow worker would; returns its result and the worker's peak RSS."""
+    return fn(*args), peak_rss_mib()
+
+
+def arm_ours(config: dict) -> dict:
+    """Snapshot, score on a pool of workers, publish; each task in a worker process, as in Airflow.
+
+    Snapshot and publish get a warm process of their own and the partitions a pool of
+    `workers`, all started before the clock starts.
+    """
+    url, rows, workers = config["url"], config["rows"], config["workers"]
+    spec, model, as_of = bench_spec(rows), config["model"], demo_as_of()
+    run_id = f"bench-{rows}-{workers}w"
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        table = db.scoring_ident(spec.predictions_table)
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(table))
+    run = runs.start_run(url, spec, run_id, as_of, as_of)
+    with start_pool(1) as first, start_pool(workers) as pool, start_pool(1) as last:
+        started = time.perf_counter()
+        manifest, snapshot_rss = first.apply(
+            in_worker, (snapshot.take_snapshot, spec, "scoring", as_of, url)
+        )
+        snapped = time.perf_counter()
+        plan = score.plan_partitions(manifest, spec.source.key, spec.scoring.partitions)
+        tasks = [(score.score_partition, spec, manifest, model, p, run_id) for p in plan]
+        scored_parts = pool.starmap(in_worker, tasks, chunksize=1)
+        scored = time.perf_counter()
+        parts = [part for part, _ in scored_parts]
+        lineage = {"model_version": model["version"], "scoring_snapshot_sha256": manifest["sha256"]}
+        published, publish_rss = last.apply(
+            in_worker, (publish.publish_run, url, spec, run, parts, lineage)
+        )
+        finished = time.perf_counter()
+    return {
+        "seconds": finished - started,
+        "rows": published["rows"],
+        "peak_rss_mib": max(snapshot_rss, publish_rss, *(rss for _, rss in scored_parts)),
+        "peak_rss_mib_by_task": {
+            "snapshot": snapshot_rss,
+            "score": max(rss for _, rss in scored_parts),
+            "publish": publish_rss,
+        },
+        "checksum": table_checksum(url, table, run_id),
+        "stages": {
+            "snapshot": snapped - started,
+            "score": scored - snapped,
+            "publish": finished - scored,
+        },
+        "partitions": len(plan),
+        "manifest_uri": manifest["uri"],
+        "run_id": run_id,
+    }
+
+
+class Discard:
+    """A file-like sink for COPY TO STDOUT that only counts lines."""
+
+    def __init__(self):
+        self.lines = 0
+
+    def write(self, data) -> int:
+        self.lines += data.count(b"\n")
+        return len(data)
+
+
+def arm_copy_out(config: dict) -> dict:
+    """Raw COPY of the snapshot query (same rows, columns and order) in text format."""
+    url, spec = config["url"], bench_spec(config["rows"])
+    conn = db.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+            types = db.table_columns(conn, spec.source.table)
+            query = snapshot.build_snapshot_query(spec, "scoring", types)
+            copy = sql.SQL("COPY ({}) TO STDOUT").format(query)
+            text = cur.mogrify(copy, {"as_of": demo_as_of()}).decode()
+            sink = Discard()
+            started = time.perf_counter()
+            cur.copy_expert(text, sink)
+            seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    return {"seconds": seconds, "rows": sink.lines, "peak_rss_mib": peak_rss_mib()}
+
+
+def arm_predict(config: dict) -> dict:
+    """predict_scores on the snapshot's rows, already in memory as frames; only predict timed.
+
+    Timed with one OpenMP thread and with all cores; the faster is the floor.
+    """
+    import pyarrow.parquet as pq
+    from threadpoolctl import threadpool_limits
+
+    spec = bench_spec(config["rows"])
+    model_ref = config["model"]
+    model = load_model(model_ref["artifact_uri"], model_ref["artifact_sha256"])
+    manifest = snapshot.load_manifest(config["manifest_uri"])
+    root = DataRoot()
+    key = spec.source.key
+    with root.open_input(snapshot.verified_path(root, manifest)) as src:
+        table = pq.read_table(src, columns=[key, *spec.features.all])
+    checksum, seconds = Checksum(), dict.fromkeys(sorted({1, os.cpu_count() or 1}), 0.0)
+    for batch in table.to_batches(spec.scoring.batch_rows):
+        frame = batch.to_pandas()
+        features = feature_frame(frame, spec)
+        for threads in seconds:
+            with threadpool_limits(threads):
+                started = time.perf_counter()
+                scores, _ = predict_scores(model, features, spec.task)
+                seconds[threads] += time.perf_counter() - started
+        checksum.add(frame[key].to_numpy(), scores)
+    return {
+        "seconds": min(seconds.values()),
+        "seconds_by_threads": seconds,
+        "rows": checksum.rows,
+        "peak_rss_mib": peak_rss_mib(),
+        "checksum": checksum.value(),
+    }
+
+
+def arm_copy_in(config: dict) -> dict:
+    """Raw COPY FROM STDIN of a run's published rows into an empty table like the real one."""
+    url, spec = config["url"], bench_spec(config["rows"])
+    source = db.scoring_ident(spec.predictions_table)
+    target = sql.Identifier(SCHEMA, COPY_IN_TABLE)
+    with tempfile.TemporaryFile() as rows_file:
+        with db.transaction(url) as conn, conn.cursor() as cur:
+            dump = sql.SQL("COPY (SELECT * FROM {} WHERE run_id = %s) TO STDOUT").format(source)
+            cur.copy_expert(cur.mogrify(dump, (config["run_id"],)).decode(), rows_file)
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+            cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(target, source))
+        rows_file.seek(0)
+        started = time.perf_counter()
+        with db.transaction(url) as conn, conn.cursor() as cur:
+            cur.copy_expert(sql.SQL("COPY {} FROM STDIN").format(target).as_string(conn), rows_file)
+        seconds = time.perf_counter() - started
+    peak = peak_rss_mib()
+    checksum = table_checksum(url, target)
+    return {
+        "seconds": seconds,
+        "rows": int(checksum.split(":")[0]),
+        "peak_rss_mib": peak,
+        "checksum": checksum,
+    }
+
+
+def arm_naive(config: dict) -> dict:
+    """`pandas.read_sql` -> predict -> `DataFrame.to_sql`, with a SQLAlchemy engine."""
+    import pandas as pd
+    import sqlalchemy
+
+    url, spec = config["url"], bench_spec(config["rows"])
+    model_ref = config["model"]
+    model = load_model(model_ref["artifact_uri"], model_ref["artifact_sha256"])
+    key = spec.source.key
+    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    with db.transaction(url) as conn:
+        query = sql.SQL("SELECT {} FROM {} WHERE {} < %(as_of)s").format(
+            sql.SQL(", ").join(map(sql.Identifier, [key, *spec.features.all])),
+            db.table_ident(spec.source.table),
+            sql.Identifier(spec.source.timestamp),
+        )
+        query_text = query.as_string(conn)
+    started = time.perf_counter()
+    frame = pd.read_sql_query(query_text, engine, params={"as_of": demo_as_of()})
+    scores, labels = predict_scores(model, feature_frame(frame, spec), spec.task)
+    out = pd.DataFrame({"key": frame[key], "score": scores, "label": labels})
+    out.to_sql(NAIVE_TABLE, engine, schema=SCHEMA, if_exists="replace", index=False)
+    seconds = time.perf_counter() - started
+    peak = peak_rss_mib()
+    engine.dispose()
+    return {
+        "seconds": seconds,
+        "rows": len(out),
+        "peak_rss_mib": peak,
+        "checksum": table_checksum(url, sql.Identifier(SCHEMA, NAIVE_TABLE)),
+    }
+
+
+ARMS = {
+    "ours": arm_ours,
+    "copy_out": arm_copy_out,
+    "predict": arm_predict,
+    "copy_in": arm_copy_in,
+    "naive": arm_naive,
+}
+
+
+def run_arm(arm: str, config: dict, repeat: int = 1) -> dict:
+    """The fastest of `repeat` runs of one arm (the highest peak RSS of them all)."""
+    results = [run_arm_once(arm, config) for _ in range(repeat)]
+    fastest = min(results, key=lambda r: r["seconds"])
+    return {**fastest, "peak_rss_mib": max(r["peak_rss_mib"] for r in results)}
+
+
+def run_arm_once(arm: str, config: dict) -> dict:
+    """Run one arm in a fresh Python process; its logs pass through, its result is JSON."""
+    log.info("arm %s at %d rows: starting a fresh process", arm, config["rows"])
+    code = "import sys; from pipeline.bench import arm_main; sys.exit(arm_main())"
+    done = subprocess.run(
+        [sys.executable, "-c", code, arm, json.dumps(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise PipelineError(f"benchmark arm {arm} at {config['rows']} rows failed")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    load = round(os.getloadavg()[0], 2)  # other work on the machine shows here
+    log.info("arm %s at %d rows: %.2f s, load %.2f", arm, config["rows"], result["seconds"], load)
+    return {"arm": arm, **result, "load_average_1m": load}
+
+
+def arm_main() -> int:
+    """Entry point of an arm's process: `arm_main <arm> <config json>` prints one JSON line."""
+    configure_logging()
+    arm, config = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(ARMS[arm](config)))
+    return 0
+
+
+def bench_size(
+    url: str, rows: int, model: dict, workers: list[int], naive: bool, repeat: int
+) -> dict:
+    """Every arm at one size, checked against each other; the size's summary and its arms."""
+    base = {"url": url, "rows": rows, "model": model}
+    run_arm_once("copy_out", base)  # warm-up: the table into the OS and Postgres caches
+    arms = []
+    for count in workers:
+        result = run_arm("ours", {**base, "workers": count}, repeat)
+        arms.append({**result, "arm": f"ours/{count}w", "workers": count})
+    ours = arms[-1]
+    arms.append(run_arm("copy_out", base, repeat))
+    arms.append(run_arm("predict", {**base, "manifest_uri": ours["manifest_uri"]}, repeat))
+    arms.append(run_arm("copy_in", {**base, "run_id": ours["run_id"]}, repeat))
+    if naive:
+        arms.append(run_arm("naive", base))
+    check_arms(rows, arms)
+    by_arm = {a["arm"]: a for a in arms}
+    floor = sum(by_arm[a]["seconds"] for a in ("copy_out", "predict", "copy_in"))
+    naive_s = by_arm["naive"]["seconds"] if naive else None
+    summary = {
+        "ours_s": round(ours["seconds"], 3),
+        "ours_workers": ours["workers"],
+        "ours_s_by_workers": {
+            str(a["workers"]): round(a["seconds"], 3) for a in arms[: len(workers)]
+        },
+        "ours_stages_s": {k: round(v, 3) for k, v in ours["stages"].items()},
+        "floor_s": round(floor, 3),
+        "floors_s": {a: round(by_arm[a]["seconds"], 3) for a in ("copy_out", "predict", "copy_in")},
+        "naive_s": round(naive_s, 3) if naive_s else None,
+        "ratio_to_floor": round(ours["seconds"] / floor, 3),
+        "snapshot_ratio_to_copy_out": round(
+            ours["stages"]["snapshot"] / by_arm["copy_out"]["seconds"], 3
+        ),
+        "speedup_vs_naive": round(naive_s / ours["seconds"], 2) if naive_s else None,
+        "peak_rss_mib": round(max(a["peak_rss_mib"] for a in arms[: len(workers)]), 1),
+        "checksum": ours["checksum"],
+    }
+    return {"summary": summary, "arms": arms}
+
+
+def check_arms(rows: int, arms: list[dict]) -> None:
+    """Every arm saw `rows` rows and every predicting arm agrees on the checksum."""
+    counts = {a["arm"]: a["rows"] for a in arms}
+    checksums = {a["arm"]: a["checksum"] for a in arms if a.get("checksum")}
+    if set(counts.values()) != {rows} or len(set(checksums.values())) != 1:
+        raise PipelineError(
+            f"benchmark arms disagree at {rows} rows: rows {counts}, checksums {checksums}"
+        )
+
+
+def machine() -> dict:
+    """The hardware, software and load the figures were taken on."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(memory / 2**30, 1),
+        "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def postgres_version(url: str) -> str:
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute("SHOW server_version")
+        return cur.fetchone()[0]
+
+
+def run_bench(
+    url: str,
+    sizes: list[int],
+    workers: list[int],
+    naive_max_rows: int,
+    train_rows: int,
+    repeat: int = 1,
+    json_path: str | None = None,
+) -> dict:
+    """Seed, train once, bench every size; print the table and optionally write the JSON."""
+    migrate(url)
+    for rows in sorted({train_rows, *sizes}):
+        ensure_table(url, rows)
+    model = train_model(url, train_rows)
+    report = {
+        "machine": machine(),
+        "postgres": postgres_version(url),
+        "libraries": library_versions(),
+        "code_version": code_version(),
+        "model": {**model, "job": BASE_JOB, "trained_on_rows": train_rows},
+        "repeat": repeat,
+        "results": {},
+        "arms": [],
+    }
+    for rows in sizes:
+        size = bench_size(url, rows, model, workers, rows <= naive_max_rows, repeat)
+        report["results"][str(rows)] = size["summary"]
+        report["arms"] += [{k: v for k, v in a.items() if k != "url"} for a in size["arms"]]
+    smallest = report["results"][str(min(sizes))]["peak_rss_mib"]
+    for summary in report["results"].values():
+        summary["peak_rss_vs_smallest"] = round(summary["peak_rss_mib"] / smallest, 3)
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(format_table(report))
+    if json_path:
+        with open(json_path, "w") as out:
+            json.dump(report, out, indent=2, sort_keys=True)
+        log.info("wrote %s", json_path)
+    return report
+
+
+def format_table(report: dict) -> str:
+    """One line per arm: seconds, rows/s, peak RSS, ratio to the floor, speed-up over naive."""
+    header = ("arm", "rows", "seconds", "rows/s", "peak RSS MiB", "x floor", "x faster than naive")
+    lines = [header]
+    for arm in report["arms"]:
+        summary = report["results"][str(arm["rows"])]
+        naive_s = summary["naive_s"]
+        lines.append(
+            (
+                arm["arm"],
+                f"{arm['rows']:,}",
+                f"{arm['seconds']:.2f}",
+                f"{arm['rows'] / arm['seconds']:,.0f}",
+                f"{arm['peak_rss_mib']:.0f}",
+                f"{arm['seconds'] / summary['floor_s']:.2f}",
+                f"{naive_s / arm['seconds']:.1f}" if naive_s else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    text = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in lines]
+    for rows, s in report["results"].items():
+        text.append(
+            f"{int(rows):,} rows: ours {s['ours_s']:.2f} s with {s['ours_workers']} worker(s) "
+            f"(stages {s['ours_stages_s']}), floor {s['floor_s']:.2f} s {s['floors_s']}, "
+            f"snapshot {s['snapshot_ratio_to_copy_out']:.2f}x COPY out, "
+            f"peak RSS {s['peak_rss_mib']:.0f} MiB ({s['peak_rss_vs_smallest']:.2f}x the smallest)"
+        )
+    return "\n".join(text)
