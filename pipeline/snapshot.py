@@ -310,11 +310,16 @@ def verified_path(root: DataRoot, manifest: dict) -> str:
     return path
 
 
-def read_snapshot(manifest: dict, columns: list[str] | None = None):
-    """The whole snapshot as a pandas DataFrame (verified first)."""
+def read_snapshot_table(manifest: dict, columns: list[str] | None = None) -> pa.Table:
+    """The whole snapshot as an Arrow table (verified first)."""
     root = DataRoot()
     with root.open_input(verified_path(root, manifest)) as src:
-        return pq.read_table(src, columns=columns).to_pandas()
+        return pq.read_table(src, columns=columns)
+
+
+def read_snapshot(manifest: dict, columns: list[str] | None = None):
+    """The whole snapshot as a pandas DataFrame (verified first)."""
+    return read_snapshot_table(manifest, columns).to_pandas()
 
 
 def record_snapshot(url: str, manifest: dict) -> None:

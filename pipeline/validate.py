@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline import db
 from pipeline.config import expectations_dir
 from pipeline.errors import DataValidationError, PipelineError
-from pipeline.snapshot import read_snapshot
+from pipeline.snapshot import read_snapshot_table
 from pipeline.spec import JobSpec
 from pipeline.storage import DataRoot
 
@@ -87,7 +87,8 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> d
     started = time.perf_counter()
     kind = manifest["kind"]
     suite = load_suite(spec.name, kind)
-    frame = read_snapshot(manifest)
+    table = read_snapshot_table(manifest)
+    frame = table.to_pandas()
     context = gx.get_context(mode="ephemeral")
     source = context.data_sources.add_pandas(name="snapshot")
     batch = (
@@ -101,7 +102,7 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> d
         expectation_parameters=suite_parameters(url, spec, manifest),
     )
     failures = [describe_failure(r) for r in result.results if not r.success]
-    failures += future_rows_failure(spec, manifest)
+    failures += future_rows_failure(spec, manifest) + nan_failures(spec, table)
     critical = [f for f in failures if f["severity"] == "critical"]
     warnings = [f for f in failures if f["severity"] == "warning"]
     root = DataRoot()
@@ -194,6 +195,37 @@ def future_rows_failure(spec: JobSpec, manifest: dict) -> list[dict]:
             f"dated after the snapshot was taken, e.g. keys {future['sample_keys']}",
         }
     ]
+
+
+def nan_failures(spec: JobSpec, table) -> list[dict]:
+    """A warning per numeric feature holding NaN: not a missing value but a broken computation.
+
+    pandas (and so GX) cannot tell NaN from NULL; Arrow can, so this check reads the snapshot.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = []
+    for column in spec.features.numeric:
+        values = table.column(column)
+        if not pa.types.is_floating(values.type):
+            continue
+        count = pc.sum(pc.is_nan(values)).as_py() or 0
+        if count:
+            out.append(
+                {
+                    "expectation": "numeric_values_are_numbers",
+                    "column": column,
+                    "severity": "warning",
+                    "observed": count,
+                    "unexpected_count": count,
+                    "samples": ["NaN"],
+                    "guards": "NaN comes from a division by zero or a failed cast upstream; the "
+                    "model imputes it like a missing value",
+                    "message": f"numeric_values_are_numbers; column {column!r}; {count} NaN values",
+                }
+            )
+    return out
 
 
 def json_safe(value):
