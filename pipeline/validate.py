@@ -109,6 +109,8 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> d
     snapshot_folder = root.path_of(manifest["uri"]).rsplit("/", 1)[0]
     result_path = f"{snapshot_folder}/validation/{run_key(run_id)}/{kind}.json"
     root.write_json(result_path, result.to_json_dict())
+    docs_path = result_path.removesuffix(".json") + ".html"
+    root.write_bytes(docs_path, render_data_docs(result).encode())
     summary = {
         "suite": suite.name,
         "kind": kind,
@@ -118,11 +120,17 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> d
         "warnings_failed": len(warnings),
         "failures": failures,
         "result_uri": root.uri(result_path),
+        "docs_uri": root.uri(docs_path),
         "snapshot_sha256": manifest["sha256"],
         "seconds": round(time.perf_counter() - started, 3),
     }
     record_validation(url, spec.name, run_id, summary, result.statistics)
-    log.info("validation %s: full result at %s", suite.name, summary["result_uri"])
+    log.info(
+        "validation %s: full result at %s, Data Docs at %s",
+        suite.name,
+        summary["result_uri"],
+        summary["docs_uri"],
+    )
     for warning in warnings:
         log.warning("VALIDATION WARNING %s: %s", suite.name, warning["message"])
     if critical:
@@ -134,6 +142,14 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> d
         len(warnings),
     )
     return summary
+
+
+def render_data_docs(result) -> str:
+    """GX's own Data Docs page (HTML) for one validation result."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
 
 
 def describe_failure(result) -> dict:
@@ -252,6 +268,7 @@ def failure_message(spec: JobSpec, manifest: dict, summary: dict, critical: list
         for f in critical
     ]
     lines.append(f"full result: {summary['result_uri']}")
+    lines.append(f"Data Docs: {summary['docs_uri']}")
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 a critical failure what analysts see (scoring.customer_churn_latest) is exactly as before."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -127,6 +128,15 @@ def test_critical_input_stops_the_run_and_changes_nothing_published(last_good_ru
         assert fragment in message, message
     if error is DataValidationError:
         assert message.startswith("job customer_churn: ") and "nothing was trained" in message
+        failed = query(
+            url,
+            "SELECT result_uri, docs_uri FROM scoring.validation_results"
+            " WHERE run_id = 'bad-run' AND NOT success",
+        )
+        assert failed
+        for result_uri, docs_uri in failed:
+            assert Path(result_uri).is_file()
+            assert "Expectation Validation Result" in Path(docs_uri).read_text()
     assert latest(url) == before
     published = query(url, "SELECT run_id FROM scoring.scoring_runs WHERE status = 'published'")
     assert published == [("good-run",)]
