@@ -190,6 +190,17 @@ def cmd_lineage(args) -> int:
     return 0
 
 
+def cmd_prune(args) -> int:
+    from pipeline.retention import keep_days, prune_snapshots
+    from pipeline.spec import find_spec
+
+    spec = find_spec(args.job, config.jobs_dir())
+    days = args.keep_days if args.keep_days is not None else keep_days()
+    pruned = prune_snapshots(warehouse(), spec.name, days)
+    print(f"{spec.name}: pruned {len(pruned)} snapshot(s) older than {days} days")
+    return 0
+
+
 def cmd_stop_db(args) -> int:
     from pipeline import embedded
 
@@ -235,6 +246,9 @@ def parser() -> argparse.ArgumentParser:
     c = command("lineage", cmd_lineage, "which data, model and code made a key's prediction")
     c.add_argument("job")
     c.add_argument("key")
+    c = command("prune", cmd_prune, "delete old snapshots nothing kept points to")
+    c.add_argument("job")
+    c.add_argument("--keep-days", type=int, help="default: SCORING_RETENTION_DAYS or 30")
     command("psql", cmd_psql, "open psql on the warehouse")
     c = command("bench", cmd_bench, "benchmark scoring against the floors and the naive peer")
     c.add_argument(

@@ -11,6 +11,7 @@ from pipeline.demo_data import demo_as_of, seed_table
 from pipeline.errors import ModelIntegrityError
 from pipeline.lineage import format_lineage, key_lineage
 from pipeline.reproduce import reproduce_run
+from pipeline.retention import prune_snapshots
 from pipeline.snapshot import read_snapshot, take_snapshot
 from pipeline.spec import load_spec
 from pipeline.storage import DataRoot
@@ -169,3 +170,19 @@ def test_lineage_names_the_data_model_and_code_of_a_prediction(deliveries):
     text = format_lineage(spec, row)
     assert "delivery_delay key 7" in text and result["scoring"]["uri"] in text
     assert query(url, "SELECT count(*) FROM scoring.delivery_delay_lineage") == [(3_000,)]
+
+
+def test_retention_prunes_old_snapshots_but_never_those_runs_and_champions_use(deliveries):
+    url, spec = deliveries
+    result = run_stages(url, spec, demo_as_of(), "run-1")
+    orphan = take_snapshot(spec, "scoring", CUTOFF, url)  # no run points to it
+    root = DataRoot()
+
+    pruned = prune_snapshots(url, "delivery_delay", days=0, now=datetime(2030, 1, 1, tzinfo=UTC))
+
+    assert pruned == [orphan["uri"]]
+    assert not root.exists(root.path_of(orphan["uri"]))
+    for kept in (result["training"], result["scoring"]):
+        assert root.exists(root.path_of(kept["uri"]))
+    assert query(url, "SELECT count(*) FROM scoring.snapshots") == [(2,)]
+    assert reproduce_run(url, "delivery_delay", "run-1").exact
