@@ -1,6 +1,6 @@
 """Reproducibility and lineage: point-in-time snapshots, the gate, artifact integrity, reproduce."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -186,3 +186,42 @@ def test_retention_prunes_old_snapshots_but_never_those_runs_and_champions_use(d
         assert root.exists(root.path_of(kept["uri"]))
     assert query(url, "SELECT count(*) FROM scoring.snapshots") == [(2,)]
     assert reproduce_run(url, "delivery_delay", "run-1").exact
+
+
+@pytest.mark.parametrize(
+    ("retrain", "override", "days_after", "due"),
+    [
+        ({"policy": "always"}, "auto", 1, True),
+        ({"policy": "never"}, "auto", 1, False),
+        ({"policy": "never"}, "always", 1, True),
+        ({"policy": "always"}, "never", 1, False),
+        ({"policy": "interval", "every_days": 7}, "auto", 1, False),
+        ({"policy": "interval", "every_days": 7}, "auto", 8, True),
+    ],
+)
+def test_retrain_policy_and_trigger_override(deliveries, retrain, override, days_after, due):
+    from pipeline.runs import retrain_decision
+    from pipeline.spec import Retrain
+
+    url, spec = deliveries
+    assert retrain_decision(url, spec, CUTOFF, "never")[0] is True  # no champion yet
+    run_stages(url, spec, demo_as_of(), "run-1")
+    created = query(url, "SELECT created_at FROM scoring.model_versions")[0][0]
+    spec = spec.model_copy(update={"retrain": Retrain(**retrain)})
+    decided, reason = retrain_decision(url, spec, created + timedelta(days=days_after), override)
+    assert decided is due, reason
+
+
+def test_weekday_policy_retrains_on_its_days_only(deliveries):
+    from pipeline.runs import retrain_decision
+    from pipeline.spec import Retrain
+
+    url, spec = deliveries
+    run_stages(url, spec, demo_as_of(), "run-1")
+    spec = spec.model_copy(update={"retrain": Retrain(policy="weekdays", weekdays=["mon"])})
+    monday, tuesday = datetime(2026, 11, 30, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    assert retrain_decision(url, spec, monday, "auto") == (
+        True,
+        "retrain.policy weekdays ['mon']; as_of is a mon",
+    )
+    assert retrain_decision(url, spec, tuesday, "auto")[0] is False
