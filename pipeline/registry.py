@@ -4,9 +4,12 @@ Artifacts are skops files. Loading checks the recorded sha256 first and then ref
 outside `TRUSTED_TYPES`, so a model file cannot run arbitrary code the way a pickle can.
 """
 
+import hashlib
 import io
 import json
 import logging
+import warnings
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import skops.io as sio
@@ -28,13 +31,28 @@ TRUSTED_TYPES = [
 ARTIFACT = "model.skops"
 
 
+@contextmanager
+def quiet_skops():
+    """skops looks up every loaded module's attributes, which trips Airflow's deprecation shims."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def untrusted_types(payload: bytes) -> list[str]:
+    """Types in a skops payload outside skops' defaults and `TRUSTED_TYPES`."""
+    with quiet_skops():
+        return sorted(set(sio.get_untrusted_types(data=payload)) - set(TRUSTED_TYPES))
+
+
 def save_model(root: DataRoot, folder: str, model, metadata: dict, card: str) -> dict:
     """Write model.skops, metadata.json and MODEL_CARD.md; returns the artifact's uri and sha256."""
-    payload = sio.dumps(model)
-    untrusted = set(sio.get_untrusted_types(data=payload)) - set(TRUSTED_TYPES)
+    with quiet_skops():
+        payload = sio.dumps(model)
+    untrusted = untrusted_types(payload)
     if untrusted:
         raise ModelIntegrityError(
-            f"the fitted pipeline holds types outside the trusted list: {sorted(untrusted)}; "
+            f"the fitted pipeline holds types outside the trusted list: {untrusted}; "
             "review them and add them to pipeline.registry.TRUSTED_TYPES"
         )
     path = f"{folder}/{ARTIFACT}"
@@ -52,18 +70,17 @@ def load_model(uri: str, sha256: str):
     if not root.exists(path):
         raise ModelIntegrityError(f"model artifact {uri} is missing")
     payload = root.read_bytes(path)
-    import hashlib
-
     actual = hashlib.sha256(payload).hexdigest()
     if actual != sha256:
         raise ModelIntegrityError(
             f"refusing to load {uri}: its sha256 is {actual[:16]}..., the registry recorded "
             f"{sha256[:16]}...; the file was modified or replaced"
         )
-    untrusted = set(sio.get_untrusted_types(data=payload)) - set(TRUSTED_TYPES)
+    untrusted = untrusted_types(payload)
     if untrusted:
-        raise ModelIntegrityError(f"refusing to load {uri}: untrusted types {sorted(untrusted)}")
-    return sio.load(io.BytesIO(payload), trusted=TRUSTED_TYPES)
+        raise ModelIntegrityError(f"refusing to load {uri}: untrusted types {untrusted}")
+    with quiet_skops():
+        return sio.load(io.BytesIO(payload), trusted=TRUSTED_TYPES)
 
 
 def champion(url: str, job: str) -> dict | None:
