@@ -88,7 +88,7 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> d
     kind = manifest["kind"]
     suite = load_suite(spec.name, kind)
     table = read_snapshot_table(manifest)
-    frame = table.to_pandas()
+    frame = table.to_pandas(strings_to_categorical=True)
     context = gx.get_context(mode="ephemeral")
     source = context.data_sources.add_pandas(name="snapshot")
     batch = (
