@@ -8,7 +8,9 @@ process, after a warm-up COPY that brings the table into the caches:
 - `copy_out`: raw `COPY (snapshot query) TO STDOUT`, the bytes discarded;
 - `predict`: the model's predict on the snapshot's rows already in memory (only predict timed);
 - `copy_in`: raw `COPY ... FROM STDIN` of the published prediction rows into an equivalent table;
-- `naive`: `pandas.read_sql` -> predict -> `DataFrame.to_sql`, what users would otherwise write.
+- `naive`: `pandas.read_sql` -> predict -> `DataFrame.to_sql`, what users would otherwise write;
+- `validate`: validate_snapshot with the job's scoring suite on ours' snapshot (reported beside
+  the arms, outside the floor comparison: validation runs before scoring in the DAG).
 
 The floor is copy_out + predict + copy_in. Before reporting, the harness checks that every arm
 produced the same row count and every predicting arm the same prediction checksum.
@@ -19,16 +21,18 @@ import logging
 import multiprocessing
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from psycopg2 import sql
 
 from pipeline import candidate, db, publish, runs, score, snapshot
-from pipeline.config import jobs_dir
+from pipeline.config import expectations_dir, jobs_dir
 from pipeline.demo_data import demo_as_of, seed_table
 from pipeline.errors import PipelineError
 from pipeline.migrate import migrate
@@ -332,12 +336,34 @@ def arm_naive(config: dict) -> dict:
     }
 
 
+def arm_validate(config: dict) -> dict:
+    """validate_snapshot on ours' scoring snapshot with customer_churn's scoring suite."""
+    from pipeline.validate import validate_snapshot
+
+    url, spec = config["url"], bench_spec(config["rows"])
+    manifest = snapshot.load_manifest(config["manifest_uri"])
+    with tempfile.TemporaryDirectory() as suites:
+        shutil.copytree(expectations_dir() / BASE_JOB, Path(suites) / JOB)
+        os.environ["SCORING_EXPECTATIONS_DIR"] = suites
+        started = time.perf_counter()
+        summary = validate_snapshot(url, spec, manifest, f"bench-validate-{config['rows']}")
+        seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "rows": manifest["row_count"],
+        "peak_rss_mib": peak_rss_mib(),
+        "expectations": summary["evaluated"],
+        "warnings_failed": summary["warnings_failed"],
+    }
+
+
 ARMS = {
     "ours": arm_ours,
     "copy_out": arm_copy_out,
     "predict": arm_predict,
     "copy_in": arm_copy_in,
     "naive": arm_naive,
+    "validate": arm_validate,
 }
 
 
@@ -390,6 +416,7 @@ def bench_size(
     arms.append(run_arm("copy_in", {**base, "run_id": ours["run_id"]}, repeat))
     if naive:
         arms.append(run_arm("naive", base))
+    arms.append(run_arm("validate", {**base, "manifest_uri": ours["manifest_uri"]}))
     check_arms(rows, arms)
     by_arm = {a["arm"]: a for a in arms}
     floor = sum(by_arm[a]["seconds"] for a in ("copy_out", "predict", "copy_in"))
@@ -410,6 +437,8 @@ def bench_size(
         ),
         "speedup_vs_naive": round(naive_s / ours["seconds"], 2) if naive_s else None,
         "peak_rss_mib": round(max(a["peak_rss_mib"] for a in arms[: len(workers)]), 1),
+        "validate_s": round(by_arm["validate"]["seconds"], 3),
+        "validate_peak_rss_mib": round(by_arm["validate"]["peak_rss_mib"], 1),
         "checksum": ours["checksum"],
     }
     return {"summary": summary, "arms": arms}
@@ -509,6 +538,8 @@ def format_table(report: dict) -> str:
             f"{int(rows):,} rows: ours {s['ours_s']:.2f} s with {s['ours_workers']} worker(s) "
             f"(stages {s['ours_stages_s']}), floor {s['floor_s']:.2f} s {s['floors_s']}, "
             f"snapshot {s['snapshot_ratio_to_copy_out']:.2f}x COPY out, "
-            f"peak RSS {s['peak_rss_mib']:.0f} MiB ({s['peak_rss_vs_smallest']:.2f}x the smallest)"
+            f"peak RSS {s['peak_rss_mib']:.0f} MiB "
+            f"({s['peak_rss_vs_smallest']:.2f}x the smallest); "
+            f"validation {s['validate_s']:.2f} s, peak RSS {s['validate_peak_rss_mib']:.0f} MiB"
         )
     return "\n".join(text)

@@ -24,9 +24,18 @@ def test_bench_arms_agree_and_report(warehouse, jobs, tmp_path):
 
     assert json.loads(path.read_text()) == json.loads(json.dumps(report))
     arms = {a["arm"]: a for a in report["arms"]}
-    assert set(arms) == {"ours/1w", "ours/2w", "copy_out", "predict", "copy_in", "naive"}
+    assert set(arms) == {
+        "ours/1w",
+        "ours/2w",
+        "copy_out",
+        "predict",
+        "copy_in",
+        "naive",
+        "validate",
+    }
     assert {a["rows"] for a in arms.values()} == {ROWS}
-    checksums = {name: a["checksum"] for name, a in arms.items() if name != "copy_out"}
+    assert arms["validate"]["expectations"] > 10
+    checksums = {name: a["checksum"] for name, a in arms.items() if "checksum" in a}
     assert len(set(checksums.values())) == 1, checksums
     summary = report["results"][str(ROWS)]
     for key in ("ours_s", "floor_s", "naive_s", "ratio_to_floor", "speedup_vs_naive"):

@@ -1,0 +1,100 @@
+"""Validating one column group at a time gives GX's own whole-table result, expectation by
+expectation, while holding only the columns a group reads."""
+
+import great_expectations as gx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.validate import SAMPLE_VALUES, group_by_columns, run_suite
+
+EXPECTATIONS = [
+    {"type": "expect_column_to_exist", "kwargs": {"column": "id"}},
+    {"type": "expect_column_to_exist", "kwargs": {"column": "absent"}},
+    {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1, "max_value": 5}},
+    {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["id", "x", "plan"]}},
+    {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "x", "max_value": 3}},
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x", "mostly": 0.9}},
+    {
+        "type": "expect_column_values_to_be_in_set",
+        "kwargs": {"column": "plan", "value_set": ["basic", "premium"]},
+    },
+    {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["id", "plan"]}},
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "absent"}},
+]
+
+
+@pytest.fixture
+def parquet(tmp_path):
+    table = pa.table(
+        {
+            "id": [1, 2, 2, 3, 4, 5, 6, 7],
+            "x": [0.5, 1.0, None, 2.0, 9.0, 1.5, 7.0, 0.1],
+            "plan": ["basic", "premium", "premium", "gold", "basic", None, "basic", "basic"],
+        }
+    )
+    path = tmp_path / "data.parquet"
+    pq.write_table(table, path, row_group_size=3)
+    return pq.ParquetFile(path)
+
+
+def whole_table_result(parquet, suite):
+    context = gx.get_context(mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas(name="whole")
+        .add_dataframe_asset(name="whole")
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": parquet.read().to_pandas()})
+    )
+    return batch.validate(
+        suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_VALUES}
+    )
+
+
+def outcome(result) -> dict:
+    """Per expectation: success, observed value, unexpected count and samples."""
+    out = {}
+    for r in result.results:
+        config = r.expectation_config
+        details = r.result or {}
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+        key = (config.type, repr(sorted(kwargs.items())))
+        out[key] = (
+            r.success,
+            details.get("observed_value"),
+            details.get("unexpected_count"),
+            sorted(map(str, details.get("partial_unexpected_list") or [])),
+        )
+    return out
+
+
+def test_groups_follow_the_columns_each_expectation_reads():
+    suite = gx.ExpectationSuite(name="t", expectations=EXPECTATIONS)
+    groups = {columns: len(members) for columns, members in group_by_columns(suite).items()}
+    assert groups == {
+        ("id",): 2,
+        ("absent",): 2,
+        (): 2,
+        ("x",): 2,
+        ("plan",): 1,
+        ("id", "plan"): 1,
+    }
+
+
+def test_grouped_validation_matches_whole_table_validation(parquet):
+    suite = gx.ExpectationSuite(name="t", expectations=EXPECTATIONS)
+    grouped = run_suite(suite, parquet, parameters={})
+    whole = whole_table_result(parquet, gx.ExpectationSuite(name="t", expectations=EXPECTATIONS))
+
+    assert outcome(grouped) == outcome(whole)
+    assert grouped.success is whole.success is False
+    assert grouped.statistics["evaluated_expectations"] == len(EXPECTATIONS)
+    assert grouped.statistics["successful_expectations"] == sum(r.success for r in whole.results)
+    failed = {r.expectation_config.type for r in grouped.results if not r.success}
+    assert {
+        "expect_column_values_to_be_unique",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+        "expect_column_to_exist",
+    } <= failed
