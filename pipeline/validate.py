@@ -179,15 +179,19 @@ def shape_frame(parquet) -> pd.DataFrame:
 def run_suite(suite, parquet, parameters: dict):
     """Validate the snapshot with GX one column group at a time, as one suite result.
 
-    Each group's frame holds only the columns its expectations read, and gets a context of its
-    own (GX keeps every batch it loaded), so peak memory follows the widest group, not the table.
+    Each group's frame holds only the columns its expectations read, so peak memory follows
+    the widest group, not the table.
     """
+    import great_expectations as gx
     from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
     results, meta = [], None
-    for columns, expectations in group_by_columns(suite).items():
+    for i, (columns, expectations) in enumerate(group_by_columns(suite).items()):
         frame = column_frame(parquet, columns) if columns else shape_frame(parquet)
-        part = validate_frame(suite.name, expectations, frame, parameters)
+        part = validate_frame(context, f"group-{i}", expectations, frame, parameters)
         del frame
         gc.collect()  # GX's objects form cycles that hold the frame until a full collection
         results += part.results
@@ -208,21 +212,18 @@ def run_suite(suite, parquet, parameters: dict):
     )
 
 
-def validate_frame(name: str, expectations: list, frame: pd.DataFrame, parameters: dict):
-    """GX's result for `expectations` on `frame`, in an ephemeral context used once.
+def validate_frame(context, name: str, expectations: list, frame: pd.DataFrame, parameters):
+    """GX's result for `expectations` on `frame`, through a data source used once.
 
-    The data source is deleted afterwards and the frame left out of the result's meta: GX
-    keeps the last context alive, and with it every batch it loaded.
+    The data source is deleted afterwards, and the frame left out of the result's meta: GX
+    would otherwise keep every batch it loaded.
     """
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
     batch = (
-        context.data_sources.add_pandas(name="snapshot")
+        context.data_sources.add_pandas(name=name)
         .add_dataframe_asset(name=name)
-        .add_batch_definition_whole_dataframe("whole")
+        .add_batch_definition_whole_dataframe(name)
         .get_batch(batch_parameters={"dataframe": frame})
     )
     result = batch.validate(
@@ -232,7 +233,7 @@ def validate_frame(name: str, expectations: list, frame: pd.DataFrame, parameter
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_VALUES},
         expectation_parameters=parameters,
     )
-    context.data_sources.delete("snapshot")
+    context.data_sources.delete(name)
     result.meta.pop("batch_spec", None)
     return result
 
