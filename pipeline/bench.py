@@ -39,7 +39,6 @@ from pipeline.migrate import migrate
 from pipeline.provenance import code_version, library_versions
 from pipeline.registry import load_model
 from pipeline.spec import JobSpec, find_spec
-from pipeline.storage import DataRoot
 from pipeline.train import feature_frame, predict_scores
 
 log = logging.getLogger(__name__)
@@ -247,17 +246,14 @@ def arm_predict(config: dict) -> dict:
 
     Timed with one OpenMP thread and with all cores; the faster is the floor.
     """
-    import pyarrow.parquet as pq
     from threadpoolctl import threadpool_limits
 
     spec = bench_spec(config["rows"])
     model_ref = config["model"]
     model = load_model(model_ref["artifact_uri"], model_ref["artifact_sha256"])
     manifest = snapshot.load_manifest(config["manifest_uri"])
-    root = DataRoot()
     key = spec.source.key
-    with root.open_input(snapshot.verified_path(root, manifest)) as src:
-        table = pq.read_table(src, columns=[key, *spec.features.all])
+    table = snapshot.read_snapshot_table(manifest, [key, *spec.features.all])
     checksum, seconds = Checksum(), dict.fromkeys(sorted({1, os.cpu_count() or 1}), 0.0)
     for batch in table.to_batches(spec.scoring.batch_rows):
         frame = batch.to_pandas()

@@ -9,13 +9,11 @@ import logging
 import math
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from pipeline import db
 from pipeline.registry import fetch_version
-from pipeline.snapshot import verified_path
+from pipeline.snapshot import open_snapshot
 from pipeline.spec import JobSpec
-from pipeline.storage import DataRoot
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +57,8 @@ def categorical_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:
     return counts(train), counts(scored)
 
 
-def read_column(root: DataRoot, manifest_uri: str, sha256: str, column: str):
-    with root.open_input(verified_path(root, {"uri": manifest_uri, "sha256": sha256})) as src:
-        return pq.read_table(src, columns=[column]).column(0).to_numpy(zero_copy_only=False)
+def read_column(parquet, column: str) -> np.ndarray:
+    return parquet.read(columns=[column]).column(0).to_numpy(zero_copy_only=False)
 
 
 def measure_drift(url: str, spec: JobSpec, scoring: dict, model_version: int, run_id: str):
@@ -76,17 +73,17 @@ def measure_drift(url: str, spec: JobSpec, scoring: dict, model_version: int, ru
     if row is None:
         log.warning("drift skipped: the training snapshot of model v%d is gone", model_version)
         return {"features": 0, "alerts": []}
-    root = DataRoot()
     threshold = spec.monitoring.psi_threshold
     report = []
-    for column in spec.features.all:
-        train = read_column(root, row[0], model["training_snapshot_sha256"], column)
-        scored = read_column(root, scoring["uri"], scoring["sha256"], column)
-        histograms = (
-            numeric_histograms if column in spec.features.numeric else categorical_histograms
-        )
-        value = psi(*histograms(train, scored))
-        report.append((column, value, math.isfinite(value) and value > threshold))
+    training = {"uri": row[0], "sha256": model["training_snapshot_sha256"]}
+    with open_snapshot(training) as trained_on, open_snapshot(scoring) as scored_on:
+        for column in spec.features.all:
+            histograms = (
+                numeric_histograms if column in spec.features.numeric else categorical_histograms
+            )
+            train, scored = read_column(trained_on, column), read_column(scored_on, column)
+            value = psi(*histograms(train, scored))
+            report.append((column, value, math.isfinite(value) and value > threshold))
     record_drift(url, spec.name, run_id, report, threshold)
     alerts = [column for column, _, alert in report if alert]
     for column, value, alert in report:

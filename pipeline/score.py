@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from pipeline.progress import Progress
 from pipeline.registry import load_model
-from pipeline.snapshot import verified_path
+from pipeline.snapshot import open_snapshot
 from pipeline.spec import JobSpec
 from pipeline.storage import DataRoot
 from pipeline.train import feature_frame, predict_scores
@@ -24,9 +24,8 @@ log = logging.getLogger(__name__)
 
 def plan_partitions(manifest: dict, key: str, partitions: int) -> list[dict]:
     """Split the snapshot's row groups into at most `partitions` contiguous key ranges."""
-    root = DataRoot()
-    with root.open_input(verified_path(root, manifest)) as src:
-        meta = pq.ParquetFile(src).metadata
+    with open_snapshot(manifest) as parquet:
+        meta = parquet.metadata
     groups = meta.num_row_groups
     key_index = meta.schema.to_arrow_schema().get_field_index(key)
     count = max(1, min(partitions, groups))
@@ -60,8 +59,7 @@ def score_partition(spec: JobSpec, manifest: dict, model_ref: dict, partition: d
     key = spec.source.key
     out_path = partition_path(root, spec.name, run_id, partition["index"])
     progress = Progress(log, f"score {spec.name} partition {partition['index']}", partition["rows"])
-    with root.open_input(verified_path(root, manifest)) as src:
-        source = pq.ParquetFile(src)
+    with open_snapshot(manifest) as source:
         key_type = source.schema_arrow.field(key).type
         schema = pa.schema([("key", key_type), ("score", pa.float64()), ("label", pa.string())])
         with root.open_output(out_path) as sink, pq.ParquetWriter(sink, schema) as writer:

@@ -10,6 +10,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -310,11 +312,18 @@ def verified_path(root: DataRoot, manifest: dict) -> str:
     return path
 
 
-def read_snapshot_table(manifest: dict, columns: list[str] | None = None) -> pa.Table:
-    """The whole snapshot as an Arrow table (verified first)."""
+@contextmanager
+def open_snapshot(manifest: dict) -> Iterator[pq.ParquetFile]:
+    """The snapshot's Parquet file, verified once; read any columns or row groups of it."""
     root = DataRoot()
     with root.open_input(verified_path(root, manifest)) as src:
-        return pq.read_table(src, columns=columns)
+        yield pq.ParquetFile(src)
+
+
+def read_snapshot_table(manifest: dict, columns: list[str] | None = None) -> pa.Table:
+    """The whole snapshot as an Arrow table (verified first)."""
+    with open_snapshot(manifest) as parquet:
+        return parquet.read(columns=columns)
 
 
 def read_snapshot(manifest: dict, columns: list[str] | None = None):

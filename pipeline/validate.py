@@ -16,12 +16,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline import db
 from pipeline.config import expectations_dir
 from pipeline.errors import DataValidationError, PipelineError
-from pipeline.snapshot import verified_path
+from pipeline.snapshot import open_snapshot
 from pipeline.spec import JobSpec
 from pipeline.storage import DataRoot
 
@@ -95,15 +94,14 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> d
     started = time.perf_counter()
     kind = manifest["kind"]
     suite = load_suite(spec.name, kind)
-    root = DataRoot()
-    with root.open_input(verified_path(root, manifest)) as src:
-        parquet = pq.ParquetFile(src)
+    with open_snapshot(manifest) as parquet:
         result = run_suite(suite, parquet, suite_parameters(url, spec, manifest))
         nan = nan_failures(spec, parquet)
     failures = [describe_failure(r) for r in result.results if not r.success]
     failures += future_rows_failure(spec, manifest) + nan
     critical = [f for f in failures if f["severity"] == "critical"]
     warnings = [f for f in failures if f["severity"] == "warning"]
+    root = DataRoot()
     snapshot_folder = root.path_of(manifest["uri"]).rsplit("/", 1)[0]
     result_path = f"{snapshot_folder}/validation/{run_key(run_id)}/{kind}.json"
     root.write_json(result_path, result.to_json_dict())
@@ -188,6 +186,7 @@ def run_suite(suite, parquet, parameters: dict, one_pass_cells: int = ONE_PASS_C
     import great_expectations as gx
     from great_expectations.core import ExpectationSuiteValidationResult
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.validator.validation_statistics import calc_validation_statistics
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
@@ -204,18 +203,13 @@ def run_suite(suite, parquet, parameters: dict, one_pass_cells: int = ONE_PASS_C
         gc.collect()  # GX's objects form cycles that hold the frame until a full collection
         results += part.results
         meta = meta or part.meta
-    passed = sum(r.success for r in results)
+    statistics = calc_validation_statistics(results)._asdict()
     return ExpectationSuiteValidationResult(
-        success=passed == len(results),
+        success=statistics.pop("success"),
         results=results,
         suite_name=suite.name,
         suite_parameters=parameters,
-        statistics={
-            "evaluated_expectations": len(results),
-            "successful_expectations": passed,
-            "unsuccessful_expectations": len(results) - passed,
-            "success_percent": 100 * passed / len(results) if results else None,
-        },
+        statistics=statistics,
         meta=meta,
     )
 
