@@ -11,6 +11,8 @@ COPY --chown=airflow:root expectations /opt/scoring/expectations
 COPY --chown=airflow:root dags /opt/scoring/dags
 RUN pip install --no-cache-dir --no-deps -e /opt/scoring
 
-ENV SCORING_JOBS_DIR=/opt/scoring/dags/jobs \
+# The project root first on the path: `pipeline` is this project's, whatever else is installed.
+ENV PYTHONPATH=/opt/scoring \
+    SCORING_JOBS_DIR=/opt/scoring/dags/jobs \
     SCORING_EXPECTATIONS_DIR=/opt/scoring/expectations \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/scoring/dags

@@ -46,7 +46,7 @@ check: $(STAMP) ## Parse every job spec in dags/jobs
 	$(BIN)/python -m pipeline check
 
 bench: $(STAMP) ## Benchmark scoring against the floors and the naive peer: make bench ROWS=1000000
-	$(BIN)/python -m pipeline bench --rows $(ROWS) --json bench/latest.json
+	$(BIN)/python -m bench --rows $(ROWS) --json bench/latest.json
 
 psql: $(STAMP) ## Open psql on the warehouse (the embedded one by default)
 	$(BIN)/python -m pipeline psql

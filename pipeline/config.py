@@ -1,6 +1,7 @@
 """Settings from the environment, with defaults that work in a fresh checkout."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import ConfigError
@@ -23,9 +24,15 @@ def data_root() -> str:
     return os.environ.get("SCORING_DATA_ROOT", str(PROJECT_ROOT / "data"))
 
 
-def database_url() -> str:
-    """The warehouse URL: `DATABASE_URL`, else the Airflow connection `AIRFLOW_CONN_WAREHOUSE`."""
+def warehouse_url(fallback: Callable[[], str] | None = None) -> str:
+    """The warehouse: `DATABASE_URL`, else `AIRFLOW_CONN_WAREHOUSE`, else `fallback()`.
+
+    The CLI's fallback starts the embedded Postgres; the Airflow adapter's reads the Airflow
+    connection `warehouse` from wherever Airflow keeps it.
+    """
     url = os.environ.get("DATABASE_URL") or os.environ.get("AIRFLOW_CONN_WAREHOUSE")
+    if not url and fallback is not None:
+        url = fallback()
     if not url:
         raise ConfigError(
             "no warehouse configured: set DATABASE_URL (or the Airflow connection 'warehouse', "

@@ -21,5 +21,5 @@ class ModelIntegrityError(PipelineError):
     """A model artifact does not match its recorded checksum or holds untrusted types."""
 
 
-class ReproductionError(PipelineError):
-    """A past run could not be reproduced exactly."""
+class StageSkipped(Exception):
+    """A stage decided it has nothing to do this run (e.g. no retraining is due)."""

@@ -20,18 +20,11 @@ from pydantic import (
 )
 
 from pipeline.errors import SpecError
+from pipeline.model import estimators
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 JOB_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
-ESTIMATORS = {
-    "classification": (
-        "hist_gradient_boosting",
-        "logistic_regression",
-        "random_forest",
-    ),
-    "regression": ("hist_gradient_boosting", "ridge", "random_forest"),
-}
 METRICS = {
     "classification": ("roc_auc", "log_loss", "accuracy"),
     "regression": ("rmse", "mae", "r2"),
@@ -71,14 +64,6 @@ class Source(Strict):
         for part in parts:
             check_identifier(part)
         return value
-
-    @property
-    def schema_name(self) -> str:
-        return self.table.split(".")[0]
-
-    @property
-    def table_name(self) -> str:
-        return self.table.split(".")[1]
 
 
 class Features(Strict):
@@ -183,10 +168,10 @@ class JobSpec(Strict):
         clash = reserved & seen
         if clash:
             raise ValueError(f"features: {sorted(clash)} is the key, timestamp or target column")
-        if self.model.estimator not in ESTIMATORS[self.task]:
+        if self.model.estimator not in estimators.names(self.task):
             raise ValueError(
                 f"model.estimator: {self.model.estimator!r} is not available for {self.task}; "
-                f"choose one of {list(ESTIMATORS[self.task])}"
+                f"choose one of {estimators.names(self.task)}"
             )
         if self.model.primary_metric and self.model.primary_metric not in METRICS[self.task]:
             raise ValueError(
@@ -198,6 +183,15 @@ class JobSpec(Strict):
     @property
     def primary_metric(self) -> str:
         return self.model.primary_metric or METRICS[self.task][0]
+
+    @property
+    def estimator(self) -> estimators.Estimator:
+        return estimators.ESTIMATORS[(self.task, self.model.estimator)]
+
+    @property
+    def path(self) -> str:
+        """The file the spec came from (for messages), or `job <name>`."""
+        return self._path or f"job {self.name}"
 
     @property
     def predictions_table(self) -> str:
@@ -229,6 +223,13 @@ def load_spec(path: Path | str) -> JobSpec:
     except ValidationError as exc:
         raise SpecError(describe_validation_error(path, exc)) from None
     spec._path = str(path)
+    return spec
+
+
+def spec_from_record(data: dict, path: str = "") -> JobSpec:
+    """A spec frozen into a run or a model's metadata, as the typed model again."""
+    spec = JobSpec.model_validate(data)
+    spec._path = path
     return spec
 
 
@@ -279,7 +280,7 @@ ALLOWED_TYPES = {
 
 def check_columns(spec: JobSpec, columns: dict[str, str]) -> None:
     """Fail naming the spec file and key when a column is missing or has the wrong type."""
-    where = f"{spec._path or 'job ' + spec.name}: "
+    where = f"{spec.path}: "
     wanted = [
         ("source.key", spec.source.key),
         ("source.timestamp", spec.source.timestamp),

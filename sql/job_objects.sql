@@ -32,7 +32,8 @@ SELECT l.key, l.score, l.label, l.run_id, r.dag_run_id, l.as_of, l.scored_at,
        r.scoring_snapshot_sha256, s.uri AS scoring_snapshot_uri,
        l.model_version, m.artifact_sha256, m.training_snapshot_sha256,
        m.primary_metric, m.metrics AS model_metrics, m.decision_reason,
-       r.validation, r.code_version AS run_code_version, m.code_version AS model_code_version
+       r.validation, r.code_version AS run_code_version, m.code_version AS model_code_version,
+       r.spec_sha256, r.suites_sha256
 FROM {latest} AS l
 JOIN scoring.scoring_runs AS r ON r.job = {job} AND r.run_id = l.run_id
 JOIN scoring.model_versions AS m ON m.job = {job} AND m.version = l.model_version

@@ -1,10 +1,11 @@
-"""Test helpers: read the warehouse, and run the pipeline stages in DAG order without Airflow."""
+"""Test helpers: read the warehouse, and run a job's stages without Airflow, as the DAG does."""
 
 from datetime import datetime
 
 import psycopg2
 
-from pipeline import candidate, drift, publish, runs, score, snapshot, validate
+from pipeline import flow
+from pipeline.contracts import Trigger
 from pipeline.spec import JobSpec
 
 
@@ -19,35 +20,23 @@ def query(url: str, text: str, params=()) -> list[tuple]:
         conn.close()
 
 
+def trigger_for(spec: JobSpec, as_of: datetime, run_id: str, **options) -> Trigger:
+    """A trigger of `spec`'s file at `as_of`; options: retrain (bool or auto/always/never),
+    force_promote."""
+    retrain = options.get("retrain", "always")
+    if isinstance(retrain, bool):
+        retrain = "always" if retrain else "never"
+    return Trigger(
+        job=spec.name,
+        spec_path=spec.path,
+        run_id=run_id,
+        logical_date=as_of.isoformat(),
+        run_after=as_of.isoformat(),
+        force_promote=options.get("force_promote", False),
+        retrain=retrain,
+    )
+
+
 def run_stages(url: str, spec: JobSpec, as_of: datetime, run_id: str, **options) -> dict:
-    """snapshot -> validate -> train -> gate -> score -> publish, as the DAG wires them."""
-    run = runs.start_run(url, spec, run_id, as_of, as_of)
-    training = snapshot.take_snapshot(spec, "training", as_of, url)
-    scoring = snapshot.take_snapshot(spec, "scoring", as_of, url)
-    checks = [validate.validate_snapshot(url, spec, m, run_id) for m in (training, scoring)]
-    if options.get("retrain", True):
-        cand = candidate.train_candidate(spec, training, run_id)
-        model = candidate.gate(url, spec, cand, run_id, options.get("force_promote", False))
-    else:
-        cand, model = None, candidate.serving_model(url, spec)
-    plan = score.plan_partitions(scoring, spec.source.key, spec.scoring.partitions)
-    parts = [score.score_partition(spec, scoring, model, p, run_id) for p in plan]
-    lineage = {
-        "model_version": model["version"],
-        "training_snapshot_sha256": training["sha256"],
-        "scoring_snapshot_sha256": scoring["sha256"],
-        "validation": [{"suite": c["suite"], "success": c["success"]} for c in checks],
-        "timings": {},
-    }
-    published = publish.publish_run(url, spec, run, parts, lineage)
-    drifted = drift.measure_drift(url, spec, scoring, model["version"], run_id)
-    return {
-        "drift": drifted,
-        "training": training,
-        "scoring": scoring,
-        "checks": checks,
-        "candidate": cand,
-        "model": model,
-        "parts": parts,
-        "published": published,
-    }
+    """Every stage of `pipeline.flow`, in the DAG's order; their JSON results by stage name."""
+    return flow.run_stages(url, trigger_for(spec, as_of, run_id, **options))

@@ -1,5 +1,6 @@
 """Every DAG imports cleanly, is documented and owned, retries, and is wired as designed."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,28 +12,20 @@ from pipeline.spec import load_specs
 PROJECT = Path(__file__).resolve().parents[2]
 DAGS = PROJECT / "dags"
 
-EXPECTED_UPSTREAM = {
-    "start_run": set(),
-    "snapshot_training": {"start_run"},
-    "snapshot_scoring": {"start_run"},
-    "validate_training": {"snapshot_training"},
-    "validate_scoring": {"snapshot_scoring"},
-    "train": {"start_run", "snapshot_training", "validate_training", "validate_scoring"},
-    "register": {"train"},
-    "plan": {"snapshot_scoring", "validate_scoring"},
-    "score": {"plan", "snapshot_scoring", "register"},
-    "publish": {
-        "start_run",
-        "snapshot_training",
-        "snapshot_scoring",
-        "validate_training",
-        "validate_scoring",
-        "train",
-        "register",
-        "score",
-    },
-    "monitor": {"snapshot_scoring", "register", "publish"},
-}
+GUIDE = PROJECT / "CONTRIBUTING.md"
+
+
+def guide_stages() -> dict[str, tuple[str, set[str]]]:
+    """Stage -> (function, upstream stages) from CONTRIBUTING.md's table of stages."""
+    text = GUIDE.read_text().split("<!-- stages -->")[1].split("<!-- /stages -->")[0]
+    stages = {}
+    for line in text.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0] or set(cells[0]) <= set("-: ") or cells[0] == "task":
+            continue
+        upstream = {u.strip().strip("`") for u in cells[2].split(",")} - {"-", ""}
+        stages[cells[0]] = (cells[1], upstream)
+    return stages
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +60,43 @@ def test_schedule_and_params_come_from_the_spec(dagbag):
     assert dagbag.dags["delivery_delay"].timetable.summary == "30 2 * * *"
 
 
-def test_task_wiring_matches_the_design(dagbag):
+def test_task_graph_matches_the_stages_and_the_written_guide(dagbag):
+    from pipeline import flow
+
+    guide = guide_stages()
+    assert list(guide) == [stage.name for stage in flow.STAGES]
+    assert {name: fn for name, (fn, _) in guide.items()} == {
+        stage.name: stage.target for stage in flow.STAGES
+    }
+    expected = {name: upstream for name, (_, upstream) in guide.items()}
     for dag in dagbag.dags.values():
-        upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
-        assert upstream == EXPECTED_UPSTREAM, dag.dag_id
+        assert {t.task_id: set(t.upstream_task_ids) for t in dag.tasks} == expected, dag.dag_id
+
+
+def test_training_is_skipped_not_failed_when_no_retraining_is_due(dagbag):
+    """The retrain branch is in the graph: `train` may skip, `register` still runs after it."""
+    for dag in dagbag.dags.values():
+        assert dag.get_task("register").trigger_rule == "none_failed"
+        assert dag.get_task("score").trigger_rule == "all_success"
+
+
+def test_the_dag_file_imports_this_projects_pipeline_before_any_other(tmp_path):
+    decoy = tmp_path / "pipeline"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the wrong pipeline package')\n")
+    code = (
+        "import runpy, sys; runpy.run_path(sys.argv[1]);import pipeline; print(pipeline.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(DAGS / "scoring_jobs.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(PROJECT / "pipeline" / "__init__.py")
 
 
 def test_dag_file_imports_no_heavy_libraries_at_parse_time():

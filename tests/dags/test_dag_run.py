@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from helpers import query
-from pipeline.demo_data import seed_table
+from pipeline.ops.demo_data import seed_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
@@ -26,7 +26,7 @@ def small_churn(warehouse, jobs, airflow_db):
 
 
 def run(logical_date: datetime, **conf) -> str:
-    from pipeline.airflow_dags import run_once
+    from pipeline.orchestration.dags import run_once
 
     return run_once("customer_churn", logical_date, {"as_of": None, **conf})
 
@@ -73,3 +73,31 @@ def test_critical_validation_failure_stops_the_run_and_keeps_the_last_good_one(s
     assert "monthly_charges" in error and "critical" in error
     versions = query(url, "SELECT count(*) FROM scoring.model_versions")[0][0]
     assert versions == 1  # nothing was trained after the failed validation
+
+
+def test_a_run_without_retraining_skips_train_and_scores_with_the_champion(small_churn):
+    """The retrain branch through Airflow: `train` skipped, `register` serves the champion."""
+    url = small_churn
+    assert run(datetime(2026, 11, 1, 2, 0, tzinfo=UTC)) == "success"
+    assert run(datetime(2026, 11, 2, 2, 0, tzinfo=UTC), retrain="never") == "success"
+
+    runs = query(
+        url,
+        "SELECT status, model_version, training_snapshot_sha256 IS NULL, rows_scored"
+        " FROM scoring.scoring_runs WHERE job = 'customer_churn' ORDER BY as_of",
+    )
+    assert runs == [("published", 1, False, ROWS), ("published", 1, True, ROWS)]
+    assert query(url, "SELECT count(*) FROM scoring.model_versions")[0][0] == 1
+    states = task_states("customer_churn", datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
+    assert states["train"] == "skipped"
+    assert {states[t] for t in ("register", "score", "publish", "monitor")} == {"success"}
+
+
+def task_states(dag_id: str, logical_date: datetime) -> dict[str, str]:
+    """Task id -> state of the DAG run at `logical_date`, from Airflow's metadata DB."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        dag_run = session.query(DagRun).filter_by(dag_id=dag_id, logical_date=logical_date).one()
+        return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline.bench import run_bench
+from bench.harness import run_bench
 
 pytestmark = pytest.mark.integration
 

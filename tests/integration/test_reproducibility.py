@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 
 from helpers import query, run_stages
-from pipeline import candidate, registry, train
-from pipeline.demo_data import demo_as_of, seed_table
 from pipeline.errors import ModelIntegrityError
-from pipeline.lineage import format_lineage, key_lineage
-from pipeline.reproduce import reproduce_run
-from pipeline.retention import prune_snapshots
-from pipeline.snapshot import read_snapshot, take_snapshot
+from pipeline.model import fitting, registry
+from pipeline.ops.demo_data import demo_as_of, seed_table
+from pipeline.ops.lineage import format_lineage, key_lineage
+from pipeline.ops.reproduce import reproduce_run
+from pipeline.ops.retention import prune_snapshots
 from pipeline.spec import load_spec
-from pipeline.storage import DataRoot
+from pipeline.stages import train as candidate
+from pipeline.stages.snapshot import read_snapshot, take_snapshot
+from pipeline.store.storage import DataRoot
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +46,11 @@ def test_snapshot_excludes_rows_updated_after_as_of_and_repeats_its_hash(deliver
     later = take_snapshot(spec, "scoring", CUTOFF, url)
     keys = set(read_snapshot(later)["delivery_id"])
     assert moved and keys.isdisjoint(k for (k,) in moved)
-    assert later["row_count"] == first["row_count"] - len(moved)
+    assert later.row_count == first.row_count - len(moved)
 
     again = take_snapshot(spec, "scoring", CUTOFF, url)
-    assert again["sha256"] == later["sha256"]
-    assert again["uri"] == later["uri"]
+    assert again.sha256 == later.sha256
+    assert again.uri == later.uri
 
 
 def test_reproduce_is_exact_after_the_source_table_changed(deliveries):
@@ -87,9 +88,9 @@ def worse_candidate(url, spec, run_id):
     shuffled = frame.assign(
         **{spec.target: np.random.default_rng(0).permutation(frame[spec.target].to_numpy())}
     )
-    model, _, seconds = train.fit(spec, shuffled)
-    _, _, x_hold, y_hold = train.split(frame, spec)
-    metrics = train.evaluate(model, x_hold, y_hold, spec.task)
+    model, _, seconds = fitting.fit(spec, shuffled)
+    _, _, x_hold, y_hold = fitting.split(frame, spec)
+    metrics = fitting.evaluate(model, x_hold, y_hold, spec.task)
     return candidate.save_candidate(spec, manifest, run_id, model, metrics, seconds)
 
 
@@ -98,8 +99,8 @@ def test_a_worse_candidate_is_not_promoted_and_the_reason_is_stored(churn):
     run_stages(url, spec, demo_as_of(), "run-1")
     decision = candidate.gate(url, spec, worse_candidate(url, spec, "run-2"), "run-2", False)
 
-    assert decision["version"] == 1  # scoring keeps the champion
-    assert decision["decision"]["status"] == "rejected"
+    assert decision.version == 1  # scoring keeps the champion
+    assert decision.decision["status"] == "rejected"
     status, reason, metrics, champion_metrics, forced = query(
         url,
         "SELECT status, decision_reason, metrics, champion_metrics, forced"
@@ -115,7 +116,7 @@ def test_force_promote_promotes_a_worse_candidate_and_says_so(churn):
     run_stages(url, spec, demo_as_of(), "run-1")
     decision = candidate.gate(url, spec, worse_candidate(url, spec, "run-2"), "run-2", True)
 
-    assert decision["version"] == 2
+    assert decision.version == 2
     rows = query(
         url,
         "SELECT version, status, forced, decision_reason FROM scoring.model_versions ORDER BY 1",
@@ -164,11 +165,11 @@ def test_lineage_names_the_data_model_and_code_of_a_prediction(deliveries):
     result = run_stages(url, spec, demo_as_of(), "run-1")
     row = key_lineage(url, spec, "7")
     assert row["run_id"] == "run-1" and row["model_version"] == 1
-    assert row["scoring_snapshot_sha256"] == result["scoring"]["sha256"]
-    assert row["training_snapshot_sha256"] == result["training"]["sha256"]
-    assert row["artifact_sha256"] == result["model"]["artifact_sha256"]
+    assert row["scoring_snapshot_sha256"] == result["snapshot_scoring"]["sha256"]
+    assert row["training_snapshot_sha256"] == result["snapshot_training"]["sha256"]
+    assert row["artifact_sha256"] == result["register"]["artifact_sha256"]
     text = format_lineage(spec, row)
-    assert "delivery_delay key 7" in text and result["scoring"]["uri"] in text
+    assert "delivery_delay key 7" in text and result["snapshot_scoring"]["uri"] in text
     assert query(url, "SELECT count(*) FROM scoring.delivery_delay_lineage") == [(3_000,)]
 
 
@@ -180,9 +181,9 @@ def test_retention_prunes_old_snapshots_but_never_those_runs_and_champions_use(d
 
     pruned = prune_snapshots(url, "delivery_delay", days=0, now=datetime(2030, 1, 1, tzinfo=UTC))
 
-    assert pruned == [orphan["uri"]]
-    assert not root.exists(root.path_of(orphan["uri"]))
-    for kept in (result["training"], result["scoring"]):
+    assert pruned == [orphan.uri]
+    assert not root.exists(root.path_of(orphan.uri))
+    for kept in (result["snapshot_training"], result["snapshot_scoring"]):
         assert root.exists(root.path_of(kept["uri"]))
     assert query(url, "SELECT count(*) FROM scoring.snapshots") == [(2,)]
     assert reproduce_run(url, "delivery_delay", "run-1").exact
@@ -200,28 +201,28 @@ def test_retention_prunes_old_snapshots_but_never_those_runs_and_champions_use(d
     ],
 )
 def test_retrain_policy_and_trigger_override(deliveries, retrain, override, days_after, due):
-    from pipeline.runs import retrain_decision
     from pipeline.spec import Retrain
+    from pipeline.stages.run import retrain_due
 
     url, spec = deliveries
-    assert retrain_decision(url, spec, CUTOFF, "never")[0] is True  # no champion yet
+    assert retrain_due(url, spec, CUTOFF, "never")[0] is True  # no champion yet
     run_stages(url, spec, demo_as_of(), "run-1")
     created = query(url, "SELECT created_at FROM scoring.model_versions")[0][0]
     spec = spec.model_copy(update={"retrain": Retrain(**retrain)})
-    decided, reason = retrain_decision(url, spec, created + timedelta(days=days_after), override)
+    decided, reason = retrain_due(url, spec, created + timedelta(days=days_after), override)
     assert decided is due, reason
 
 
 def test_weekday_policy_retrains_on_its_days_only(deliveries):
-    from pipeline.runs import retrain_decision
     from pipeline.spec import Retrain
+    from pipeline.stages.run import retrain_due
 
     url, spec = deliveries
     run_stages(url, spec, demo_as_of(), "run-1")
     spec = spec.model_copy(update={"retrain": Retrain(policy="weekdays", weekdays=["mon"])})
     monday, tuesday = datetime(2026, 11, 30, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
-    assert retrain_decision(url, spec, monday, "auto") == (
+    assert retrain_due(url, spec, monday, "auto") == (
         True,
         "retrain.policy weekdays ['mon']; as_of is a mon",
     )
-    assert retrain_decision(url, spec, tuesday, "auto")[0] is False
+    assert retrain_due(url, spec, tuesday, "auto")[0] is False

@@ -1,14 +1,25 @@
 """Model files are skops, checked by sha256 and against an explicit list of trusted types."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from pipeline import registry
 from pipeline.errors import ModelIntegrityError
-from pipeline.storage import DataRoot
+from pipeline.model import fitting, registry
+from pipeline.model.card import model_card
+from pipeline.model.estimators import ESTIMATORS, names
+from pipeline.ops.demo_data import customers_chunk, deliveries_chunk
+from pipeline.spec import load_spec
+from pipeline.store.storage import DataRoot
+
+JOBS = Path(__file__).resolve().parents[2] / "dags" / "jobs"
+SNAPSHOT = {"uri": "data.parquet", "sha256": "0" * 64, "as_of": "2026-11-01", "row_count": 600}
+VERSIONS = {"code_version": "test", "library_versions": {"scikit-learn": "test"}}
 
 
 def fitted(*steps):
@@ -43,3 +54,33 @@ def test_a_wrong_checksum_refuses_to_load(tmp_path):
     artifact = registry.save_model(root, root.path("m"), fitted(), {"job": "t"}, "# card")
     with pytest.raises(ModelIntegrityError, match="refusing to load"):
         registry.load_model(artifact["uri"], "0" * 64)
+
+
+@pytest.mark.parametrize("task, name", sorted(ESTIMATORS))
+def test_every_estimator_of_the_table_fits_saves_and_loads(tmp_path, task, name):
+    """One row of the table is all an estimator needs: spec, building, trusted loading, card."""
+    job, chunk, target = {
+        "classification": ("customer_churn", customers_chunk, "churned"),
+        "regression": ("delivery_delay", deliveries_chunk, "minutes_late"),
+    }[task]
+    raw = yaml.safe_load((JOBS / f"{job}.yaml").read_text())
+    raw["model"] = {"estimator": name, "seed": 3}
+    path = tmp_path / f"{job}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    spec = load_spec(path)
+    frame = chunk(seed=1, start=0, n=600)
+    frame = frame[frame[target].notna()]
+    model, metrics, _ = fitting.fit(spec, frame)
+    root = DataRoot(str(tmp_path / "data"))
+    card = model_card(spec, {"training_snapshot": SNAPSHOT, "metrics": metrics, **VERSIONS})
+    artifact = registry.save_model(root, root.path("m"), model, {"job": job}, card)
+    loaded = registry.load_model(artifact["uri"], artifact["sha256"])
+    features = fitting.feature_frame(frame, spec)
+    assert np.array_equal(loaded.predict(features), model.predict(features))
+    assert ESTIMATORS[(task, name)].card in card
+
+
+def test_the_spec_offers_exactly_the_estimators_of_the_table():
+    offered = {(task, name) for task in ("classification", "regression") for name in names(task)}
+    assert offered == set(ESTIMATORS)
+    assert {name for task, name in ESTIMATORS} >= {"hist_gradient_boosting", "random_forest"}

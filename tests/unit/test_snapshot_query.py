@@ -7,8 +7,8 @@ import pytest
 from psycopg2 import sql
 
 from pipeline.errors import PipelineError
-from pipeline.snapshot import arrow_schemas, build_snapshot_query, snapshot_columns
 from pipeline.spec import load_spec
+from pipeline.stages.snapshot import arrow_schemas, build_snapshot_query, snapshot_columns
 
 SPEC = load_spec(Path(__file__).resolve().parents[2] / "dags" / "jobs" / "customer_churn.yaml")
 TYPES = {

@@ -8,9 +8,9 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
-from pipeline import train
-from pipeline.demo_data import customers_chunk
 from pipeline.errors import DataValidationError, SpecError
+from pipeline.model import fitting
+from pipeline.ops.demo_data import customers_chunk
 from pipeline.spec import load_spec
 
 JOBS = Path(__file__).resolve().parents[2] / "dags" / "jobs"
@@ -22,7 +22,7 @@ def with_model(spec, **model):
 
 
 def test_pipeline_is_preprocessing_plus_seeded_estimator():
-    model = train.build_pipeline(CHURN)
+    model = fitting.build_pipeline(CHURN)
     assert isinstance(model, Pipeline)
     assert [name for name, _ in model.steps] == ["preprocess", "model"]
     estimator = model.named_steps["model"]
@@ -38,12 +38,12 @@ def test_pipeline_is_preprocessing_plus_seeded_estimator():
 def test_unknown_estimator_param_names_the_key():
     spec = with_model(CHURN, params={"max_iter": 10, "max_itr": 5})
     with pytest.raises(SpecError, match=r"model\.params\.max_itr: not a parameter"):
-        train.build_pipeline(spec)
+        fitting.build_pipeline(spec)
 
 
 def test_feature_frame_fixes_order_and_dtypes():
     frame = customers_chunk(seed=1, start=0, n=200)
-    features = train.feature_frame(frame, CHURN)
+    features = fitting.feature_frame(frame, CHURN)
     assert list(features.columns) == CHURN.features.all
     assert features["is_senior"].dtype == "float64"
     assert set(features["is_senior"].dropna().unique()) <= {0.0, 1.0}
@@ -53,19 +53,19 @@ def test_feature_frame_fixes_order_and_dtypes():
 
 def test_holdout_is_stable_per_key_and_near_the_fraction():
     keys = pd.Series(np.arange(20_000))
-    mask = train.holdout_mask(keys, 0.2)
+    mask = fitting.holdout_mask(keys, 0.2)
     assert 0.18 < mask.mean() < 0.22
     shuffled = keys.sample(frac=1.0, random_state=3)
-    assert (train.holdout_mask(shuffled, 0.2) == mask[shuffled.to_numpy()]).all()
+    assert (fitting.holdout_mask(shuffled, 0.2) == mask[shuffled.to_numpy()]).all()
 
 
 def test_same_seed_same_data_gives_identical_predictions():
     frame = customers_chunk(seed=5, start=0, n=4_000)
     frame = frame[frame["churned"].notna()]
     spec = with_model(CHURN, params={"max_iter": 30})
-    first, metrics, _ = train.fit(spec, frame)
-    second, _, _ = train.fit(spec, frame)
-    features = train.feature_frame(frame, spec)
+    first, metrics, _ = fitting.fit(spec, frame)
+    second, _, _ = fitting.fit(spec, frame)
+    features = fitting.feature_frame(frame, spec)
     assert np.array_equal(first.predict_proba(features), second.predict_proba(features))
     assert 0.6 < metrics["roc_auc"] <= 1.0
     assert metrics["holdout_rows"] + metrics["train_rows"] == len(frame)
@@ -74,7 +74,7 @@ def test_same_seed_same_data_gives_identical_predictions():
 def test_single_class_target_is_a_clear_error():
     frame = customers_chunk(seed=5, start=0, n=500).assign(churned=False)
     with pytest.raises(DataValidationError, match="has 1 class"):
-        train.fit(CHURN, frame)
+        fitting.fit(CHURN, frame)
 
 
 @pytest.mark.parametrize(
@@ -91,6 +91,6 @@ def test_gate_respects_metric_direction_and_margin(metric, candidate, champion, 
     task = "regression" if metric == "rmse" else "classification"
     spec = CHURN if task == "classification" else load_spec(JOBS / "delivery_delay.yaml")
     spec = with_model(spec, primary_metric=metric, promotion_margin=margin)
-    verdict, reason = train.beats(spec, {metric: candidate}, {metric: champion})
+    verdict, reason = fitting.beats(spec, {metric: candidate}, {metric: champion})
     assert verdict is promoted
     assert metric in reason and str(margin) in reason

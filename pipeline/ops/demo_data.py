@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from psycopg2 import sql
 
-from pipeline import db
+from pipeline.store import db
 
 log = logging.getLogger(__name__)
 

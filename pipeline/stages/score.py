@@ -11,54 +11,66 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.contracts import Context, Manifest, Partition, ScoredPartition, ServingModel
+from pipeline.model.fitting import feature_frame, predict_scores
+from pipeline.model.registry import load_model
 from pipeline.progress import Progress
-from pipeline.registry import load_model
-from pipeline.snapshot import open_snapshot
 from pipeline.spec import JobSpec
-from pipeline.storage import DataRoot
-from pipeline.train import feature_frame, predict_scores
-from pipeline.validate import run_key
+from pipeline.stages.snapshot import open_snapshot
+from pipeline.store.storage import DataRoot, run_folder
 
 log = logging.getLogger(__name__)
 
 
-def plan_partitions(manifest: dict, key: str, partitions: int) -> list[dict]:
+def plan(ctx: Context, manifest: Manifest, check) -> list[Partition]:
+    """The scoring snapshot's partitions, planned once its validation (`check`) passed."""
+    return plan_partitions(manifest, ctx.spec.source.key, ctx.spec.scoring.partitions)
+
+
+def score(ctx: Context, manifest: Manifest, model: ServingModel, partition: Partition):
+    """Score one partition with the serving model."""
+    return score_partition(ctx.spec, manifest, model, partition, ctx.run.run_id)
+
+
+def plan_partitions(manifest: Manifest, key: str, partitions: int) -> list[Partition]:
     """Split the snapshot's row groups into at most `partitions` contiguous key ranges."""
     with open_snapshot(manifest) as parquet:
         meta = parquet.metadata
     groups = meta.num_row_groups
     key_index = meta.schema.to_arrow_schema().get_field_index(key)
     count = max(1, min(partitions, groups))
-    plan = []
+    parts = []
     for i in range(count):
         first, last = groups * i // count, groups * (i + 1) // count
         stats = [meta.row_group(g).column(key_index).statistics for g in range(first, last)]
-        plan.append(
-            {
-                "index": i,
-                "row_groups": [first, last],
-                "rows": sum(meta.row_group(g).num_rows for g in range(first, last)),
-                "key_min": stats[0].min if stats and stats[0].has_min_max else None,
-                "key_max": stats[-1].max if stats and stats[-1].has_min_max else None,
-            }
+        parts.append(
+            Partition(
+                index=i,
+                row_groups=[first, last],
+                rows=sum(meta.row_group(g).num_rows for g in range(first, last)),
+                key_min=stats[0].min if stats and stats[0].has_min_max else None,
+                key_max=stats[-1].max if stats and stats[-1].has_min_max else None,
+            )
         )
-    log.info("scoring %d rows in %d partition(s)", meta.num_rows, len(plan))
-    return plan
+    log.info("scoring %d rows in %d partition(s)", meta.num_rows, len(parts))
+    return parts
 
 
 def partition_path(root: DataRoot, job: str, run_id: str, index: int) -> str:
-    return root.path("runs", job, run_key(run_id), "predictions", f"part-{index:05d}.parquet")
+    return root.path("runs", job, run_folder(run_id), "predictions", f"part-{index:05d}.parquet")
 
 
-def score_partition(spec: JobSpec, manifest: dict, model_ref: dict, partition: dict, run_id: str):
+def score_partition(
+    spec: JobSpec, manifest: Manifest, model_ref: ServingModel, partition: Partition, run_id: str
+) -> ScoredPartition:
     """Predict every row of one partition; returns where the predictions are and how many."""
     started = time.perf_counter()
     root = DataRoot()
-    model = load_model(model_ref["artifact_uri"], model_ref["artifact_sha256"])
-    first, last = partition["row_groups"]
+    model = load_model(model_ref.artifact_uri, model_ref.artifact_sha256)
+    first, last = partition.row_groups
     key = spec.source.key
-    out_path = partition_path(root, spec.name, run_id, partition["index"])
-    progress = Progress(log, f"score {spec.name} partition {partition['index']}", partition["rows"])
+    out_path = partition_path(root, spec.name, run_id, partition.index)
+    progress = Progress(log, f"score {spec.name} partition {partition.index}", partition.rows)
     with open_snapshot(manifest) as source:
         key_type = source.schema_arrow.field(key).type
         schema = pa.schema([("key", key_type), ("score", pa.float64()), ("label", pa.string())])
@@ -73,13 +85,13 @@ def score_partition(spec: JobSpec, manifest: dict, model_ref: dict, partition: d
                     writer.write_table(predict_batch(model, spec, batch, schema))
                     progress.advance(batch.num_rows)
     seconds = progress.finish()
-    return {
-        "index": partition["index"],
-        "rows": progress.done,
-        "uri": root.uri(out_path),
-        "seconds": round(time.perf_counter() - started, 3),
-        "predict_seconds": round(seconds, 3),
-    }
+    return ScoredPartition(
+        index=partition.index,
+        rows=progress.done,
+        uri=root.uri(out_path),
+        seconds=round(time.perf_counter() - started, 3),
+        predict_seconds=round(seconds, 3),
+    )
 
 
 def predict_batch(model, spec: JobSpec, batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:

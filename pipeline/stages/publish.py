@@ -6,7 +6,6 @@ the same run replaces its rows, so nothing is ever duplicated.
 """
 
 import io
-import json
 import logging
 import queue
 import threading
@@ -19,12 +18,23 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
-from pipeline import db
+from pipeline.contracts import (
+    Context,
+    Manifest,
+    Published,
+    PublishRecord,
+    Run,
+    ScoredPartition,
+    ServingModel,
+    Validation,
+)
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress
 from pipeline.provenance import code_version
 from pipeline.spec import JobSpec
-from pipeline.storage import DataRoot
+from pipeline.store import db
+from pipeline.store.records import upsert
+from pipeline.store.storage import DataRoot
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +71,49 @@ def ensure_job_objects(cur, spec: JobSpec, key_pg_type: str) -> None:
     )
 
 
-def publish_run(url: str, spec: JobSpec, run: dict, parts: list[dict], lineage: dict) -> dict:
+def publish(
+    ctx: Context,
+    training: Manifest,
+    scoring: Manifest,
+    training_check: Validation,
+    scoring_check: Validation,
+    model: ServingModel,
+    parts: list[ScoredPartition],
+) -> Published:
+    """Publish the scored partitions with the record of what made them."""
+    checks = (training_check, scoring_check)
+    record = PublishRecord(
+        model_version=model.version,
+        scoring_snapshot_sha256=scoring.sha256,
+        training_snapshot_sha256=training.sha256 if model.trained_now else None,
+        validation=[
+            {
+                "suite": c.suite,
+                "success": c.success,
+                "warnings_failed": c.warnings_failed,
+                "result_uri": c.result_uri,
+            }
+            for c in checks
+        ],
+        timings={
+            "snapshot_training": training.seconds,
+            "snapshot_scoring": scoring.seconds,
+            "validate": sum(c.seconds for c in checks),
+            "train": model.train_seconds,
+            "score": max((p.seconds for p in parts), default=0.0),
+        },
+    )
+    return publish_run(ctx.url, ctx.spec, ctx.run, parts, record)
+
+
+def publish_run(
+    url: str, spec: JobSpec, run: Run, parts: list[ScoredPartition], record: PublishRecord
+) -> Published:
     """Replace this run's predictions, mark it published; all or nothing."""
     started = time.perf_counter()
     root = DataRoot()
     scored_at = datetime.now(UTC)
-    total = sum(p["rows"] for p in parts)
+    total = sum(p.rows for p in parts)
     progress = Progress(log, f"publish {spec.name}", total)
     table = db.scoring_ident(spec.predictions_table)
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
@@ -76,32 +123,34 @@ def publish_run(url: str, spec: JobSpec, run: dict, parts: list[dict], lineage: 
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"publish:{spec.name}",))
         key_type = db.table_columns(conn, spec.source.table)[spec.source.key]
         ensure_job_objects(cur, spec, key_type)
-        cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(table), (run["run_id"],))
+        cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(table), (run.run_id,))
         if cur.rowcount:
-            log.info("re-publishing run %s: replaced %d earlier rows", run["run_id"], cur.rowcount)
+            log.info("re-publishing run %s: replaced %d earlier rows", run.run_id, cur.rowcount)
         copy_text = copy_sql.as_string(conn)
         constants = {
-            "run_id": run["run_id"],
-            "model_version": lineage["model_version"],
-            "as_of": run["as_of"],
+            "run_id": run.run_id,
+            "model_version": record.model_version,
+            "as_of": run.as_of,
             "scored_at": scored_at.isoformat(),
         }
         chunks = prefetched(csv_chunks(root, parts, constants, progress), PREFETCH)
         cur.copy_expert(copy_text, ChunkReader(chunks))
-        published = upsert_run(cur, spec, run, lineage, total, "published", scored_at)
+        published = mark_published(cur, spec, run, record, total, scored_at)
     seconds = progress.finish()
-    log.info("published run %s of %s: %d rows in %.1f s", run["run_id"], spec.name, total, seconds)
-    return {
-        "rows": total,
-        "published_at": published,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    log.info("published run %s of %s: %d rows in %.1f s", run.run_id, spec.name, total, seconds)
+    return Published(
+        rows=total,
+        published_at=published.isoformat(),
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
-def csv_chunks(root: DataRoot, parts: list[dict], constants: dict, progress) -> Iterator[bytes]:
+def csv_chunks(
+    root: DataRoot, parts: list[ScoredPartition], constants: dict, progress
+) -> Iterator[bytes]:
     """Every part's predictions as CSV chunks, in partition order."""
-    for part in sorted(parts, key=lambda p: p["index"]):
-        with root.open_input(root.path_of(part["uri"])) as src:
+    for part in sorted(parts, key=lambda p: p.index):
+        with root.open_input(root.path_of(part.uri)) as src:
             for batch in pq.ParquetFile(src).iter_batches(batch_size=BATCH_ROWS):
                 yield csv_rows(batch, constants)
                 progress.advance(batch.num_rows)
@@ -168,34 +217,28 @@ def csv_rows(batch: pa.RecordBatch, constants: dict) -> bytes:
     return buffer.getvalue()
 
 
-def upsert_run(cur, spec, run, lineage, rows, status, when) -> str:
-    cur.execute(
-        "INSERT INTO scoring.scoring_runs (job, run_id, dag_run_id, logical_date, as_of,"
-        " model_version, training_snapshot_sha256, scoring_snapshot_sha256, validation,"
-        " rows_scored, status, code_version, timings, published_at)"
-        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-        " ON CONFLICT (job, run_id) DO UPDATE SET model_version = EXCLUDED.model_version,"
-        " training_snapshot_sha256 = EXCLUDED.training_snapshot_sha256,"
-        " scoring_snapshot_sha256 = EXCLUDED.scoring_snapshot_sha256,"
-        " validation = EXCLUDED.validation, rows_scored = EXCLUDED.rows_scored,"
-        " status = EXCLUDED.status, error = NULL, code_version = EXCLUDED.code_version,"
-        " timings = EXCLUDED.timings, published_at = EXCLUDED.published_at"
-        " RETURNING published_at",
-        (
-            spec.name,
-            run["run_id"],
-            run["dag_run_id"],
-            run.get("logical_date"),
-            run["as_of"],
-            lineage["model_version"],
-            lineage.get("training_snapshot_sha256"),
-            lineage["scoring_snapshot_sha256"],
-            json.dumps(lineage.get("validation")),
-            rows,
-            status,
-            code_version(),
-            json.dumps(lineage.get("timings")),
-            when,
-        ),
+def mark_published(cur, spec: JobSpec, run: Run, record: PublishRecord, rows: int, when):
+    """Write the run's row as published, with what made it; returns its published_at."""
+    return upsert(
+        cur,
+        "scoring_runs",
+        {
+            "job": spec.name,
+            "run_id": run.run_id,
+            "dag_run_id": run.run_id,
+            "logical_date": run.logical_date,
+            "as_of": run.as_of,
+            "model_version": record.model_version,
+            "training_snapshot_sha256": record.training_snapshot_sha256,
+            "scoring_snapshot_sha256": record.scoring_snapshot_sha256,
+            "validation": record.validation,
+            "rows_scored": rows,
+            "status": "published",
+            "error": None,
+            "code_version": code_version(),
+            "timings": record.timings,
+            "published_at": when,
+        },
+        key=("job", "run_id"),
+        returning="published_at",
     )
-    return cur.fetchone()[0].isoformat()

@@ -4,7 +4,6 @@ The same as_of gives the same bytes (rows ordered by key, fixed row groups and w
 settings), so the manifest's sha256 identifies the data a model saw or a run scored.
 """
 
-import json
 import logging
 import os
 import threading
@@ -19,12 +18,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
-from pipeline import db
+from pipeline.contracts import Context, Manifest, SnapshotRef
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec, check_columns
-from pipeline.storage import DataRoot
+from pipeline.store import db
+from pipeline.store.records import upsert
+from pipeline.store.storage import DataRoot
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,12 @@ def snapshot_dir(root: DataRoot, job: str, kind: str, as_of: datetime) -> str:
     return root.path("snapshots", job, kind, as_of.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ"))
 
 
-def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> dict:
+def snapshot(ctx: Context, kind: str) -> Manifest:
+    """The run's `kind` snapshot as of its cut-off."""
+    return take_snapshot(ctx.spec, kind, datetime.fromisoformat(ctx.run.as_of), ctx.url)
+
+
+def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> Manifest:
     """Write the snapshot and its manifest, record it in scoring.snapshots; returns the manifest.
 
     The folder is `<as_of>/<sha256 prefix>/`: if the table was changed in place under an old
@@ -153,31 +159,26 @@ def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> dict:
     folder = f"{snapshot_dir(root, spec.name, kind, as_of)}/{sha256[:16]}"
     data_path = f"{folder}/data.parquet"
     root.move(incoming, data_path)
-    manifest = {
-        "job": spec.name,
-        "kind": kind,
-        "source_table": spec.source.table,
-        "as_of": as_of.astimezone(UTC).isoformat(),
-        "query": query_text,
-        "row_count": rows,
-        "row_groups": row_groups,
-        "future_rows": future,
-        "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
-        "sha256": sha256,
-        "uri": root.uri(data_path),
-        "code_version": code_version(),
-        "library_versions": library_versions(),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    root.write_json(f"{folder}/manifest.json", manifest)
+    manifest = Manifest(
+        job=spec.name,
+        kind=kind,
+        source_table=spec.source.table,
+        as_of=as_of.astimezone(UTC).isoformat(),
+        query=query_text,
+        row_count=rows,
+        row_groups=row_groups,
+        future_rows=future,
+        schema=[{"name": f.name, "type": str(f.type)} for f in schema],
+        sha256=sha256,
+        uri=root.uri(data_path),
+        code_version=code_version(),
+        library_versions=library_versions(),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    root.write_json(f"{folder}/manifest.json", manifest.to_json())
     record_snapshot(url, manifest)
     log.info(
-        "snapshot %s/%s: %d rows, sha256 %s, %s",
-        spec.name,
-        kind,
-        rows,
-        manifest["sha256"][:16],
-        manifest["uri"],
+        "snapshot %s/%s: %d rows, sha256 %s, %s", spec.name, kind, rows, sha256[:16], manifest.uri
     )
     return manifest
 
@@ -290,65 +291,66 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return batch.cast(schema) if batch.schema != schema else batch
 
 
-def load_manifest(uri: str) -> dict:
+def load_manifest(uri: str) -> Manifest:
+    """The manifest written beside a snapshot's data file (`uri` of either)."""
     root = DataRoot()
     path = root.path_of(uri)
     if not path.endswith("manifest.json"):
         path = path.rsplit("/", 1)[0] + "/manifest.json"
-    return root.read_json(path)
+    return Manifest.from_json(root.read_json(path))
 
 
-def verified_path(root: DataRoot, manifest: dict) -> str:
+def verified_path(root: DataRoot, ref: SnapshotRef | Manifest) -> str:
     """The snapshot's path, after checking its sha256 against the manifest."""
-    path = root.path_of(manifest["uri"])
+    path = root.path_of(ref.uri)
     if not root.exists(path):
-        raise PipelineError(f"snapshot {manifest['uri']} is missing (pruned or moved?)")
+        raise PipelineError(f"snapshot {ref.uri} is missing (pruned or moved?)")
     actual = root.sha256(path)
-    if actual != manifest["sha256"]:
+    if actual != ref.sha256:
         raise PipelineError(
-            f"snapshot {manifest['uri']} has sha256 {actual[:16]}..., but its manifest records "
-            f"{manifest['sha256'][:16]}...: the file was changed after it was written"
+            f"snapshot {ref.uri} has sha256 {actual[:16]}..., but its manifest records "
+            f"{ref.sha256[:16]}...: the file was changed after it was written"
         )
     return path
 
 
 @contextmanager
-def open_snapshot(manifest: dict) -> Iterator[pq.ParquetFile]:
+def open_snapshot(manifest: SnapshotRef | Manifest) -> Iterator[pq.ParquetFile]:
     """The snapshot's Parquet file, verified once; read any columns or row groups of it."""
     root = DataRoot()
     with root.open_input(verified_path(root, manifest)) as src:
         yield pq.ParquetFile(src)
 
 
-def read_snapshot_table(manifest: dict, columns: list[str] | None = None) -> pa.Table:
+def read_snapshot_table(
+    manifest: SnapshotRef | Manifest, columns: list[str] | None = None
+) -> pa.Table:
     """The whole snapshot as an Arrow table (verified first)."""
     with open_snapshot(manifest) as parquet:
         return parquet.read(columns=columns)
 
 
-def read_snapshot(manifest: dict, columns: list[str] | None = None):
+def read_snapshot(manifest: SnapshotRef | Manifest, columns: list[str] | None = None):
     """The whole snapshot as a pandas DataFrame (verified first)."""
     return read_snapshot_table(manifest, columns).to_pandas()
 
 
-def record_snapshot(url: str, manifest: dict) -> None:
-    """Upsert the scoring.snapshots row for (job, kind, as_of)."""
+def record_snapshot(url: str, manifest: Manifest) -> None:
+    """Upsert the scoring.snapshots row for (job, kind, as_of, sha256)."""
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO scoring.snapshots"
-            " (job, kind, as_of, row_count, sha256, uri, query, manifest)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (job, kind, as_of, sha256) DO UPDATE SET row_count = EXCLUDED.row_count,"
-            " sha256 = EXCLUDED.sha256, uri = EXCLUDED.uri, query = EXCLUDED.query,"
-            " manifest = EXCLUDED.manifest, created_at = now()",
-            (
-                manifest["job"],
-                manifest["kind"],
-                manifest["as_of"],
-                manifest["row_count"],
-                manifest["sha256"],
-                manifest["uri"],
-                manifest["query"],
-                json.dumps(manifest),
-            ),
+        upsert(
+            cur,
+            "snapshots",
+            {
+                "job": manifest.job,
+                "kind": manifest.kind,
+                "as_of": manifest.as_of,
+                "row_count": manifest.row_count,
+                "sha256": manifest.sha256,
+                "uri": manifest.uri,
+                "query": manifest.query,
+                "manifest": manifest.to_json(),
+                "created_at": datetime.now(UTC),
+            },
+            key=("job", "kind", "as_of", "sha256"),
         )

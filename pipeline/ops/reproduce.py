@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 from psycopg2 import sql
 
-from pipeline import db, registry, train
+from pipeline.contracts import Manifest
 from pipeline.errors import PipelineError
-from pipeline.snapshot import read_snapshot
-from pipeline.spec import JobSpec
-from pipeline.storage import DataRoot
+from pipeline.model import fitting, registry
+from pipeline.spec import JobSpec, spec_from_record
+from pipeline.stages.snapshot import read_snapshot
+from pipeline.store import db
+from pipeline.store.storage import DataRoot
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ class Reproduction:
     compared: int
     matched: int
     differences: list[dict] = field(default_factory=list)
+    spec_sha256: str | None = None
+    suites_sha256: str | None = None
 
     @property
     def exact(self) -> bool:
@@ -44,25 +48,22 @@ def find_run(url: str, job: str, run: str) -> dict:
     else:
         query += " AND run_id = %s"
         params.append(run)
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(query, params)
-        row = cur.fetchone()
-        if row is None:
-            raise PipelineError(f"job {job}: no published run {run!r} in scoring.scoring_runs")
-        return dict(zip([c.name for c in cur.description], row, strict=True))
+    row = db.fetch_one(url, query, params)
+    if row is None:
+        raise PipelineError(f"job {job}: no published run {run!r} in scoring.scoring_runs")
+    return row
 
 
-def snapshot_manifest(url: str, job: str, sha256: str) -> dict:
+def snapshot_manifest(url: str, job: str, sha256: str) -> Manifest:
     """The manifest of the snapshot with this content hash (as recorded in scoring.snapshots)."""
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT manifest FROM scoring.snapshots WHERE job = %s AND sha256 = %s LIMIT 1",
-            (job, sha256),
-        )
-        row = cur.fetchone()
+    row = db.fetch_one(
+        url,
+        "SELECT manifest FROM scoring.snapshots WHERE job = %s AND sha256 = %s LIMIT 1",
+        (job, sha256),
+    )
     if row is None:
         raise PipelineError(f"job {job}: no snapshot with sha256 {sha256[:16]}... is recorded")
-    return row[0]
+    return Manifest.from_json(row["manifest"])
 
 
 def recorded_spec(url: str, job: str, version: int) -> tuple[dict, JobSpec]:
@@ -75,18 +76,18 @@ def recorded_spec(url: str, job: str, version: int) -> tuple[dict, JobSpec]:
     metadata = root.read_json(f"{folder}/metadata.json")
     if "spec" not in metadata:
         raise PipelineError(f"{folder}/metadata.json records no spec: cannot rebuild v{version}")
-    return model, JobSpec.model_validate(metadata["spec"])
+    return model, spec_from_record(metadata["spec"])
 
 
 def stored_predictions(url: str, spec: JobSpec, run_id: str) -> pd.DataFrame:
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("SELECT key, score, label FROM {} WHERE run_id = %s ORDER BY key").format(
-                db.scoring_ident(spec.predictions_table)
-            ),
-            (run_id,),
-        )
-        return pd.DataFrame(cur.fetchall(), columns=["key", "score", "label"])
+    rows = db.fetch_all(
+        url,
+        sql.SQL("SELECT key, score, label FROM {} WHERE run_id = %s ORDER BY key").format(
+            db.scoring_ident(spec.predictions_table)
+        ),
+        (run_id,),
+    )
+    return pd.DataFrame(rows, columns=["key", "score", "label"])
 
 
 def reproduce_run(url: str, job: str, run: str) -> Reproduction:
@@ -94,16 +95,16 @@ def reproduce_run(url: str, job: str, run: str) -> Reproduction:
     row = find_run(url, job, run)
     model_row, spec = recorded_spec(url, job, row["model_version"])
     training = snapshot_manifest(url, job, model_row["training_snapshot_sha256"])
-    log.info(
-        "rebuilding model v%d of %s from snapshot %s", row["model_version"], job, training["uri"]
-    )
-    rebuilt, _, _ = train.fit(spec, read_snapshot(training))
+    log.info("rebuilding model v%d of %s from snapshot %s", row["model_version"], job, training.uri)
+    rebuilt, _, _ = fitting.fit(spec, read_snapshot(training))
     scoring = read_snapshot(snapshot_manifest(url, job, row["scoring_snapshot_sha256"]))
-    score, label = train.predict_scores(rebuilt, train.feature_frame(scoring, spec), spec.task)
+    score, label = fitting.predict_scores(rebuilt, fitting.feature_frame(scoring, spec), spec.task)
     fresh = pd.DataFrame({"key": scoring[spec.source.key].to_numpy(), "score": score})
     fresh["label"] = label if label is not None else None
     stored = stored_predictions(url, spec, row["run_id"])
-    return compare(job, row["run_id"], fresh, stored)
+    result = compare(job, row["run_id"], fresh, stored)
+    result.spec_sha256, result.suites_sha256 = row.get("spec_sha256"), row.get("suites_sha256")
+    return result
 
 
 def compare(job: str, run_id: str, fresh: pd.DataFrame, stored: pd.DataFrame) -> Reproduction:

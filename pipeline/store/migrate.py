@@ -2,7 +2,7 @@
 
 import logging
 
-from pipeline.db import SQL_DIR, transaction
+from pipeline.store.db import SQL_DIR, transaction
 
 log = logging.getLogger(__name__)
 

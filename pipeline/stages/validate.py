@@ -17,12 +17,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import db
 from pipeline.config import expectations_dir
+from pipeline.contracts import Context, Manifest, Validation
 from pipeline.errors import DataValidationError, PipelineError
-from pipeline.snapshot import open_snapshot
 from pipeline.spec import JobSpec
-from pipeline.storage import DataRoot
+from pipeline.stages.snapshot import open_snapshot
+from pipeline.store import db
+from pipeline.store.records import upsert
+from pipeline.store.storage import DataRoot, run_folder
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +33,15 @@ SAMPLE_VALUES = 5
 # at most, and faster than one pass per column group, whose fixed cost dominates small tables.
 ONE_PASS_CELLS = 10_000_000
 SEVERITIES = ("critical", "warning")
+KINDS = ("training", "scoring")
 
 
 def suite_path(job: str, kind: str) -> Path:
     return expectations_dir() / job / f"{kind}.json"
 
 
-def load_suite(job: str, kind: str):
-    """The GX ExpectationSuite for a job and snapshot kind; every expectation must parse."""
-    import great_expectations as gx
-
+def read_suite(job: str, kind: str) -> dict:
+    """A job's suite file for one snapshot kind, as JSON, checked so that GX will accept it."""
     path = suite_path(job, kind)
     if not path.exists():
         raise PipelineError(
@@ -51,37 +52,44 @@ def load_suite(job: str, kind: str):
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise PipelineError(f"{path}: not valid JSON: {exc}") from None
+    raw["name"] = raw.get("name") or f"{job}.{kind}"
+    build_suite(raw, str(path))
+    return raw
+
+
+def build_suite(raw: dict, where: str):
+    """The GX ExpectationSuite of a suite's JSON; every expectation must parse."""
+    import great_expectations as gx
+
     expectations = raw.get("expectations") or []
     for i, exp in enumerate(expectations):
         severity = (exp.get("meta") or {}).get("severity", "critical")
         if severity not in SEVERITIES:
             raise PipelineError(
-                f"{path}: expectations[{i}].meta.severity: {severity!r} must be one of {SEVERITIES}"
+                f"{where}: expectations[{i}].meta.severity: {severity!r} must be one of "
+                f"{SEVERITIES}"
             )
-    suite = gx.ExpectationSuite(
-        name=raw.get("name") or f"{job}.{kind}", expectations=expectations, meta=raw.get("meta")
-    )
+    suite = gx.ExpectationSuite(name=raw["name"], expectations=expectations, meta=raw.get("meta"))
     if len(suite.expectations) != len(expectations):
         raise PipelineError(
-            f"{path}: {len(expectations) - len(suite.expectations)} expectation(s) could not be "
+            f"{where}: {len(expectations) - len(suite.expectations)} expectation(s) could not be "
             "parsed by Great Expectations (check each 'type' and its 'kwargs')"
         )
     return suite
 
 
-def suite_parameters(url: str, spec: JobSpec, manifest: dict) -> dict:
+def suite_parameters(url: str, manifest: Manifest) -> dict:
     """Values for `$PARAMETER` references: the as_of and the previous snapshot's row count."""
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT row_count FROM scoring.snapshots WHERE job = %s AND kind = %s AND as_of < %s"
-            " ORDER BY as_of DESC LIMIT 1",
-            (spec.name, manifest["kind"], manifest["as_of"]),
-        )
-        row = cur.fetchone()
-    previous = row[0] if row else None
+    row = db.fetch_one(
+        url,
+        "SELECT row_count FROM scoring.snapshots WHERE job = %s AND kind = %s AND as_of < %s"
+        " ORDER BY as_of DESC LIMIT 1",
+        (manifest.job, manifest.kind, manifest.as_of),
+    )
+    previous = row["row_count"] if row else None
     return {
         "now": datetime.now(UTC),
-        "as_of": manifest["as_of"],
+        "as_of": manifest.as_of,
         "previous_row_count": previous,
         # a table that shrank to under half or grew past 3x since the last snapshot is an incident
         "min_row_count": max(1, previous // 2) if previous else 1,
@@ -89,43 +97,49 @@ def suite_parameters(url: str, spec: JobSpec, manifest: dict) -> dict:
     }
 
 
-def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> dict:
-    """Run the suite on a snapshot; raise DataValidationError if a critical expectation failed."""
+def validate(ctx: Context, manifest: Manifest) -> Validation:
+    """Validate a snapshot with the suite the run froze for its kind."""
+    raw = ctx.run.suites[manifest.kind]
+    where = f"the {manifest.kind} suite of run {ctx.run.run_id}"
+    return validate_snapshot(ctx.url, ctx.spec, manifest, ctx.run.run_id, build_suite(raw, where))
+
+
+def validate_snapshot(url: str, spec: JobSpec, manifest: Manifest, run_id: str, suite):
+    """Run `suite` on a snapshot; raise DataValidationError if a critical expectation failed."""
     started = time.perf_counter()
-    kind = manifest["kind"]
-    suite = load_suite(spec.name, kind)
+    kind = manifest.kind
     with open_snapshot(manifest) as parquet:
-        result = run_suite(suite, parquet, suite_parameters(url, spec, manifest))
+        result = run_suite(suite, parquet, suite_parameters(url, manifest))
         nan = nan_failures(spec, parquet)
     failures = [describe_failure(r) for r in result.results if not r.success]
     failures += future_rows_failure(spec, manifest) + nan
     critical = [f for f in failures if f["severity"] == "critical"]
     warnings = [f for f in failures if f["severity"] == "warning"]
     root = DataRoot()
-    snapshot_folder = root.path_of(manifest["uri"]).rsplit("/", 1)[0]
-    result_path = f"{snapshot_folder}/validation/{run_key(run_id)}/{kind}.json"
+    snapshot_folder = root.path_of(manifest.uri).rsplit("/", 1)[0]
+    result_path = f"{snapshot_folder}/validation/{run_folder(run_id)}/{kind}.json"
     root.write_json(result_path, result.to_json_dict())
     docs_path = result_path.removesuffix(".json") + ".html"
     root.write_bytes(docs_path, render_data_docs(result).encode())
-    summary = {
-        "suite": suite.name,
-        "kind": kind,
-        "success": not critical,
-        "evaluated": len(result.results),
-        "critical_failed": len(critical),
-        "warnings_failed": len(warnings),
-        "failures": failures,
-        "result_uri": root.uri(result_path),
-        "docs_uri": root.uri(docs_path),
-        "snapshot_sha256": manifest["sha256"],
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    summary = Validation(
+        suite=suite.name,
+        kind=kind,
+        success=not critical,
+        evaluated=len(result.results),
+        critical_failed=len(critical),
+        warnings_failed=len(warnings),
+        failures=failures,
+        result_uri=root.uri(result_path),
+        docs_uri=root.uri(docs_path),
+        snapshot_sha256=manifest.sha256,
+        seconds=round(time.perf_counter() - started, 3),
+    )
     record_validation(url, spec.name, run_id, summary, result.statistics)
     log.info(
         "validation %s: full result at %s, Data Docs at %s",
         suite.name,
-        summary["result_uri"],
-        summary["docs_uri"],
+        summary.result_uri,
+        summary.docs_uri,
     )
     for warning in warnings:
         log.warning("VALIDATION WARNING %s: %s", suite.name, warning["message"])
@@ -134,7 +148,7 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: dict, run_id: str) -> d
     log.info(
         "validation %s passed: %d expectations, %d warning(s)",
         suite.name,
-        summary["evaluated"],
+        summary.evaluated,
         len(warnings),
     )
     return summary
@@ -288,9 +302,9 @@ def describe_failure(result) -> dict:
     }
 
 
-def future_rows_failure(spec: JobSpec, manifest: dict) -> list[dict]:
+def future_rows_failure(spec: JobSpec, manifest: Manifest) -> list[dict]:
     """A warning for rows dated in the future: the cut-off left them out, a person should know."""
-    future = manifest.get("future_rows") or {}
+    future = manifest.future_rows or {}
     if not future.get("count"):
         return []
     column = spec.source.timestamp
@@ -339,11 +353,6 @@ def nan_failures(spec: JobSpec, parquet) -> list[dict]:
     return out
 
 
-def json_safe(value):
-    """`value` as JSON Postgres accepts: NaN and infinities (sample values) become strings."""
-    return json.loads(json.dumps(value, default=str), parse_constant=str)
-
-
 def short(value, limit: int = 60):
     text = value if isinstance(value, str) else None
     if text is not None and len(text) > limit:
@@ -351,50 +360,40 @@ def short(value, limit: int = 60):
     return value
 
 
-def failure_message(spec: JobSpec, manifest: dict, summary: dict, critical: list[dict]) -> str:
+def failure_message(spec: JobSpec, manifest: Manifest, summary: Validation, critical) -> str:
     lines = [
-        f"job {spec.name}: {manifest['kind']} snapshot as of {manifest['as_of']} "
-        f"(sha256 {manifest['sha256'][:12]}, {manifest['row_count']} rows) failed "
-        f"{len(critical)} critical expectation(s) of suite {summary['suite']}; "
+        f"job {spec.name}: {manifest.kind} snapshot as of {manifest.as_of} "
+        f"(sha256 {manifest.sha256[:12]}, {manifest.row_count} rows) failed "
+        f"{len(critical)} critical expectation(s) of suite {summary.suite}; "
         "nothing was trained, scored or published:",
     ]
     lines += [
         f"  - {f['message']}" + (f"  [guards: {f['guards']}]" if f["guards"] else "")
         for f in critical
     ]
-    lines.append(f"full result: {summary['result_uri']}")
-    lines.append(f"Data Docs: {summary['docs_uri']}")
+    lines.append(f"full result: {summary.result_uri}")
+    lines.append(f"Data Docs: {summary.docs_uri}")
     return "\n".join(lines)
 
 
-def run_key(run_id: str) -> str:
-    """A run id made safe for a folder name."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-
-
-def record_validation(url: str, job: str, run_id: str, summary: dict, statistics: dict) -> None:
+def record_validation(url: str, job: str, run_id: str, summary: Validation, statistics) -> None:
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO scoring.validation_results (job, run_id, suite, snapshot_sha256, success,"
-            " critical_failed, warnings_failed, statistics, failures, result_uri, docs_uri)"
-            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-            " ON CONFLICT (job, run_id, suite) DO UPDATE SET"
-            " snapshot_sha256 = EXCLUDED.snapshot_sha256, success = EXCLUDED.success,"
-            " critical_failed = EXCLUDED.critical_failed,"
-            " warnings_failed = EXCLUDED.warnings_failed, statistics = EXCLUDED.statistics,"
-            " failures = EXCLUDED.failures, result_uri = EXCLUDED.result_uri,"
-            " docs_uri = EXCLUDED.docs_uri, validated_at = now()",
-            (
-                job,
-                run_id,
-                summary["suite"],
-                summary["snapshot_sha256"],
-                summary["success"],
-                summary["critical_failed"],
-                summary["warnings_failed"],
-                json.dumps(json_safe(statistics)),
-                json.dumps(json_safe(summary["failures"])),
-                summary["result_uri"],
-                summary.get("docs_uri"),
-            ),
+        upsert(
+            cur,
+            "validation_results",
+            {
+                "job": job,
+                "run_id": run_id,
+                "suite": summary.suite,
+                "snapshot_sha256": summary.snapshot_sha256,
+                "success": summary.success,
+                "critical_failed": summary.critical_failed,
+                "warnings_failed": summary.warnings_failed,
+                "statistics": dict(statistics),
+                "failures": summary.failures,
+                "result_uri": summary.result_uri,
+                "docs_uri": summary.docs_uri,
+                "validated_at": datetime.now(UTC),
+            },
+            key=("job", "run_id", "suite"),
         )

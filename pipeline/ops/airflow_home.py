@@ -30,6 +30,9 @@ def configure() -> Path:
     """Point Airflow at this project's DAGs and a local home; returns AIRFLOW_HOME."""
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if paths[:1] != [str(PROJECT_ROOT)]:  # task processes import this project's `pipeline`
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *paths])
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     return home

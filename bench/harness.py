@@ -3,14 +3,16 @@
 For each size the harness seeds `bench.customers_<rows>` (once), then runs every arm in a fresh
 process, after a warm-up COPY that brings the table into the caches:
 
-- `ours/<w>w`: take_snapshot -> plan_partitions -> score_partition on w worker processes ->
-  publish_run: the package's own functions, in the order the DAG runs them;
+- `ours/<w>w`: a whole run of `pipeline.flow.STAGES` (what the DAG runs), each stage in a warm
+  worker process of its own and the partitions on a pool of w; the model is the champion
+  (`retrain=never`), and ours' time is that of the scoring path: snapshot_scoring, plan, score
+  and publish;
 - `copy_out`: raw `COPY (snapshot query) TO STDOUT`, the bytes discarded;
 - `predict`: the model's predict on the snapshot's rows already in memory (only predict timed);
 - `copy_in`: raw `COPY ... FROM STDIN` of the published prediction rows into an equivalent table;
 - `naive`: `pandas.read_sql` -> predict -> `DataFrame.to_sql`, what users would otherwise write;
-- `validate`: validate_snapshot with the job's scoring suite on ours' snapshot (reported beside
-  the arms, outside the floor comparison: validation runs before scoring in the DAG).
+- `validate`: ours' validate_scoring stage, the job's scoring suite on ours' snapshot (reported
+  beside the arms, outside the floor comparison: validation runs before scoring in the DAG).
 
 The floor is copy_out + predict + copy_in. Before reporting, the harness checks that every arm
 produced the same row count and every predicting arm the same prediction checksum.
@@ -29,17 +31,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 from psycopg2 import sql
 
-from pipeline import candidate, db, publish, runs, score, snapshot
+from pipeline import flow
 from pipeline.config import expectations_dir, jobs_dir
-from pipeline.demo_data import demo_as_of, seed_table
+from pipeline.contracts import Manifest, ServingModel, Trigger
 from pipeline.errors import PipelineError
-from pipeline.migrate import migrate
+from pipeline.model.fitting import feature_frame, predict_scores
+from pipeline.model.registry import load_model
+from pipeline.ops.demo_data import demo_as_of, seed_table
 from pipeline.provenance import code_version, library_versions
-from pipeline.registry import load_model
-from pipeline.spec import JobSpec, find_spec
-from pipeline.train import feature_frame, predict_scores
+from pipeline.spec import JobSpec, find_spec, load_spec
+from pipeline.stages import snapshot
+from pipeline.stages.train import gate, train_candidate
+from pipeline.store import db
+from pipeline.store.migrate import migrate
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +59,31 @@ SCORE_SCALE = 1e9  # checksums compare scores rounded to 1e-9
 KEY_MODULUS = 9973  # ties scores to keys; a batch of up to 900k rows stays within int64
 
 
-def bench_spec(rows: int) -> JobSpec:
-    """The demo churn job, renamed, reading `bench.customers_<rows>`."""
-    base = find_spec(BASE_JOB, jobs_dir())
-    source = base.source.model_copy(update={"table": f"{SCHEMA}.customers_{rows}"})
-    return base.model_copy(update={"name": JOB, "source": source})
+def write_bench_job(folder: Path, rows: int) -> Path:
+    """The demo churn job, renamed, reading `bench.customers_<rows>`, as a spec file in `folder`
+    beside a copy of its suites (`folder/expectations`); returns the spec's path."""
+    base = find_spec(BASE_JOB, jobs_dir()).model_dump(mode="json")
+    spec = {**base, "name": JOB, "source": {**base["source"], "table": bench_table(rows)}}
+    path = folder / f"{JOB}-{rows}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    suites = folder / "expectations" / JOB
+    if not suites.exists():
+        shutil.copytree(expectations_dir() / BASE_JOB, suites)
+    return path
+
+
+def bench_table(rows: int) -> str:
+    return f"{SCHEMA}.customers_{rows}"
+
+
+def bench_spec(config: dict) -> JobSpec:
+    return load_spec(config["spec_path"])
 
 
 def count_rows(url: str, table: str) -> int | None:
     """Rows in `table`, or None if it does not exist."""
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
-        if not cur.fetchone()[0]:
+        if not db.relation_exists(conn, table):
             return None
         cur.execute(sql.SQL("SELECT count(*) FROM {}").format(db.table_ident(table)))
         return cur.fetchone()[0]
@@ -71,19 +91,17 @@ def count_rows(url: str, table: str) -> int | None:
 
 def ensure_table(url: str, rows: int) -> None:
     """Seed `bench.customers_<rows>` unless it already holds exactly that many rows."""
-    table = bench_spec(rows).source.table
+    table = bench_table(rows)
     if count_rows(url, table) != rows:
         seed_table(url, "demo.customers", rows, into=table)
 
 
-def train_model(url: str, rows: int) -> dict:
-    """Fit and promote the demo model on `bench.customers_<rows>`; the reference scorers load."""
-    spec = bench_spec(rows)
-    as_of = demo_as_of()
-    manifest = snapshot.take_snapshot(spec, "training", as_of, url)
-    fitted = candidate.train_candidate(spec, manifest, f"bench-train-{rows}")
-    model = candidate.gate(url, spec, fitted, f"bench-train-{rows}", force_promote=True)
-    return {k: model[k] for k in ("version", "artifact_uri", "artifact_sha256")}
+def train_model(url: str, spec_path: Path, rows: int) -> dict:
+    """Fit and promote the demo model on `bench.customers_<rows>`: the champion every arm uses."""
+    spec = load_spec(spec_path)
+    manifest = snapshot.take_snapshot(spec, "training", demo_as_of(), url)
+    fitted = train_candidate(spec, manifest, f"bench-train-{rows}")
+    return gate(url, spec, fitted, f"bench-train-{rows}", force_promote=True).to_json()
 
 
 class Checksum:
@@ -160,53 +178,66 @@ def in_worker(fn, *args):
     return fn(*args), peak_rss_mib()
 
 
-def arm_ours(config: dict) -> dict:
-    """Snapshot, score on a pool of workers, publish; each task in a worker process, as in Airflow.
+class StageRunner:
+    """`flow.run_stages`' runner: every stage in warm worker processes started before its clock
+    starts, one for a single stage and `workers` for an expanded one, as Airflow runs tasks."""
 
-    Snapshot and publish get a warm process of their own and the partitions a pool of
-    `workers`, all started before the clock starts.
-    """
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.seconds: dict[str, float] = {}
+        self.peak_rss_mib: dict[str, float] = {}
+
+    def __call__(self, stage: flow.Stage, url: str, trigger: Trigger, inputs: dict, items):
+        calls = [(flow.execute, stage, url, trigger, inputs, item) for item in items or [None]]
+        with start_pool(self.workers if items is not None else 1) as pool:
+            started = time.perf_counter()
+            try:
+                done = pool.starmap(in_worker, calls, chunksize=1)
+            finally:
+                self.seconds[stage.name] = time.perf_counter() - started
+        self.peak_rss_mib[stage.name] = max(rss for _, rss in done)
+        results = [result for result, _ in done]
+        return results if items is not None else results[0]
+
+
+def arm_ours(config: dict) -> dict:
+    """A whole run of the DAG's stages with the champion; ours' time is its scoring path."""
     url, rows, workers = config["url"], config["rows"], config["workers"]
-    spec, model, as_of = bench_spec(rows), config["model"], demo_as_of()
+    spec = bench_spec(config)
     run_id = f"bench-{rows}-{workers}w"
+    table = db.scoring_ident(spec.predictions_table)
     with db.transaction(url) as conn, conn.cursor() as cur:
-        table = db.scoring_ident(spec.predictions_table)
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(table))
-    run = runs.start_run(url, spec, run_id, as_of, as_of)
-    with start_pool(1) as first, start_pool(workers) as pool, start_pool(1) as last:
-        started = time.perf_counter()
-        manifest, snapshot_rss = first.apply(
-            in_worker, (snapshot.take_snapshot, spec, "scoring", as_of, url)
-        )
-        snapped = time.perf_counter()
-        plan = score.plan_partitions(manifest, spec.source.key, spec.scoring.partitions)
-        tasks = [(score.score_partition, spec, manifest, model, p, run_id) for p in plan]
-        scored_parts = pool.starmap(in_worker, tasks, chunksize=1)
-        scored = time.perf_counter()
-        parts = [part for part, _ in scored_parts]
-        lineage = {"model_version": model["version"], "scoring_snapshot_sha256": manifest["sha256"]}
-        published, publish_rss = last.apply(
-            in_worker, (publish.publish_run, url, spec, run, parts, lineage)
-        )
-        finished = time.perf_counter()
+    as_of = demo_as_of().isoformat()
+    trigger = Trigger(
+        job=spec.name,
+        spec_path=config["spec_path"],
+        run_id=run_id,
+        logical_date=as_of,
+        run_after=as_of,
+        retrain="never",
+    )
+    runner = StageRunner(workers)
+    results = flow.run_stages(url, trigger, runner=runner)
+    path = ("snapshot_scoring", "plan", "score", "publish")
+    manifest = Manifest.from_json(results["snapshot_scoring"])
+    validation = results["validate_scoring"]
     return {
-        "seconds": finished - started,
-        "rows": published["rows"],
-        "peak_rss_mib": max(snapshot_rss, publish_rss, *(rss for _, rss in scored_parts)),
-        "peak_rss_mib_by_task": {
-            "snapshot": snapshot_rss,
-            "score": max(rss for _, rss in scored_parts),
-            "publish": publish_rss,
-        },
+        "seconds": sum(runner.seconds[name] for name in path),
+        "rows": results["publish"]["rows"],
+        "peak_rss_mib": max(runner.peak_rss_mib[name] for name in path),
+        "peak_rss_mib_by_task": runner.peak_rss_mib,
         "checksum": table_checksum(url, table, run_id),
-        "stages": {
-            "snapshot": snapped - started,
-            "score": scored - snapped,
-            "publish": finished - scored,
-        },
-        "partitions": len(plan),
-        "manifest_uri": manifest["uri"],
+        "stages": runner.seconds,
+        "partitions": len(results["plan"]),
+        "manifest_uri": manifest.uri,
         "run_id": run_id,
+        "validation": {
+            "seconds": runner.seconds["validate_scoring"],
+            "peak_rss_mib": runner.peak_rss_mib["validate_scoring"],
+            "expectations": validation["evaluated"],
+            "warnings_failed": validation["warnings_failed"],
+        },
     }
 
 
@@ -223,7 +254,7 @@ class Discard:
 
 def arm_copy_out(config: dict) -> dict:
     """Raw COPY of the snapshot query (same rows, columns and order) in text format."""
-    url, spec = config["url"], bench_spec(config["rows"])
+    url, spec = config["url"], bench_spec(config)
     conn = db.connect(url)
     try:
         with conn.cursor() as cur:
@@ -248,9 +279,9 @@ def arm_predict(config: dict) -> dict:
     """
     from threadpoolctl import threadpool_limits
 
-    spec = bench_spec(config["rows"])
-    model_ref = config["model"]
-    model = load_model(model_ref["artifact_uri"], model_ref["artifact_sha256"])
+    spec = bench_spec(config)
+    model_ref = ServingModel.from_json(config["model"])
+    model = load_model(model_ref.artifact_uri, model_ref.artifact_sha256)
     manifest = snapshot.load_manifest(config["manifest_uri"])
     key = spec.source.key
     table = snapshot.read_snapshot_table(manifest, [key, *spec.features.all])
@@ -275,7 +306,7 @@ def arm_predict(config: dict) -> dict:
 
 def arm_copy_in(config: dict) -> dict:
     """Raw COPY FROM STDIN of a run's published rows into an empty table like the real one."""
-    url, spec = config["url"], bench_spec(config["rows"])
+    url, spec = config["url"], bench_spec(config)
     source = db.scoring_ident(spec.predictions_table)
     target = sql.Identifier(SCHEMA, COPY_IN_TABLE)
     with tempfile.TemporaryFile() as rows_file:
@@ -304,9 +335,9 @@ def arm_naive(config: dict) -> dict:
     import pandas as pd
     import sqlalchemy
 
-    url, spec = config["url"], bench_spec(config["rows"])
-    model_ref = config["model"]
-    model = load_model(model_ref["artifact_uri"], model_ref["artifact_sha256"])
+    url, spec = config["url"], bench_spec(config)
+    model_ref = ServingModel.from_json(config["model"])
+    model = load_model(model_ref.artifact_uri, model_ref.artifact_sha256)
     key = spec.source.key
     engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
     with db.transaction(url) as conn:
@@ -332,34 +363,12 @@ def arm_naive(config: dict) -> dict:
     }
 
 
-def arm_validate(config: dict) -> dict:
-    """validate_snapshot on ours' scoring snapshot with customer_churn's scoring suite."""
-    from pipeline.validate import validate_snapshot
-
-    url, spec = config["url"], bench_spec(config["rows"])
-    manifest = snapshot.load_manifest(config["manifest_uri"])
-    with tempfile.TemporaryDirectory() as suites:
-        shutil.copytree(expectations_dir() / BASE_JOB, Path(suites) / JOB)
-        os.environ["SCORING_EXPECTATIONS_DIR"] = suites
-        started = time.perf_counter()
-        summary = validate_snapshot(url, spec, manifest, f"bench-validate-{config['rows']}")
-        seconds = time.perf_counter() - started
-    return {
-        "seconds": seconds,
-        "rows": manifest["row_count"],
-        "peak_rss_mib": peak_rss_mib(),
-        "expectations": summary["evaluated"],
-        "warnings_failed": summary["warnings_failed"],
-    }
-
-
 ARMS = {
     "ours": arm_ours,
     "copy_out": arm_copy_out,
     "predict": arm_predict,
     "copy_in": arm_copy_in,
     "naive": arm_naive,
-    "validate": arm_validate,
 }
 
 
@@ -373,12 +382,14 @@ def run_arm(arm: str, config: dict, repeat: int = 1) -> dict:
 def run_arm_once(arm: str, config: dict) -> dict:
     """Run one arm in a fresh Python process; its logs pass through, its result is JSON."""
     log.info("arm %s at %d rows: starting a fresh process", arm, config["rows"])
-    code = "import sys; from pipeline.bench import arm_main; sys.exit(arm_main())"
+    code = "import sys; from bench.harness import arm_main; sys.exit(arm_main())"
     done = subprocess.run(
         [sys.executable, "-c", code, arm, json.dumps(config)],
         stdout=subprocess.PIPE,
         text=True,
         check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "SCORING_EXPECTATIONS_DIR": config["expectations_dir"]},
     )
     if done.returncode:
         raise PipelineError(f"benchmark arm {arm} at {config['rows']} rows failed")
@@ -397,10 +408,16 @@ def arm_main() -> int:
 
 
 def bench_size(
-    url: str, rows: int, model: dict, workers: list[int], naive: bool, repeat: int
+    url: str, rows: int, model: dict, workers: list[int], naive: bool, repeat: int, folder: Path
 ) -> dict:
     """Every arm at one size, checked against each other; the size's summary and its arms."""
-    base = {"url": url, "rows": rows, "model": model}
+    base = {
+        "url": url,
+        "rows": rows,
+        "model": model,
+        "spec_path": str(write_bench_job(folder, rows)),
+        "expectations_dir": str(folder / "expectations"),
+    }
     run_arm_once("copy_out", base)  # warm-up: the table into the OS and Postgres caches
     arms = []
     for count in workers:
@@ -412,7 +429,7 @@ def bench_size(
     arms.append(run_arm("copy_in", {**base, "run_id": ours["run_id"]}, repeat))
     if naive:
         arms.append(run_arm("naive", base))
-    arms.append(run_arm("validate", {**base, "manifest_uri": ours["manifest_uri"]}))
+    arms.append({"arm": "validate", "rows": rows, **ours["validation"]})
     check_arms(rows, arms)
     by_arm = {a["arm"]: a for a in arms}
     floor = sum(by_arm[a]["seconds"] for a in ("copy_out", "predict", "copy_in"))
@@ -429,7 +446,7 @@ def bench_size(
         "naive_s": round(naive_s, 3) if naive_s else None,
         "ratio_to_floor": round(ours["seconds"] / floor, 3),
         "snapshot_ratio_to_copy_out": round(
-            ours["stages"]["snapshot"] / by_arm["copy_out"]["seconds"], 3
+            ours["stages"]["snapshot_scoring"] / by_arm["copy_out"]["seconds"], 3
         ),
         "speedup_vs_naive": round(naive_s / ours["seconds"], 2) if naive_s else None,
         "peak_rss_mib": round(max(a["peak_rss_mib"] for a in arms[: len(workers)]), 1),
@@ -482,7 +499,19 @@ def run_bench(
     migrate(url)
     for rows in sorted({train_rows, *sizes}):
         ensure_table(url, rows)
-    model = train_model(url, train_rows)
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-") as folder:
+        report = bench_sizes(url, sizes, workers, naive_max_rows, train_rows, repeat, Path(folder))
+    print(format_table(report))
+    if json_path:
+        with open(json_path, "w") as out:
+            json.dump(report, out, indent=2, sort_keys=True)
+        log.info("wrote %s", json_path)
+    return report
+
+
+def bench_sizes(url, sizes, workers, naive_max_rows, train_rows, repeat, folder: Path) -> dict:
+    """Train the champion once, then every size; the report."""
+    model = train_model(url, write_bench_job(folder, train_rows), train_rows)
     report = {
         "machine": machine(),
         "postgres": postgres_version(url),
@@ -494,18 +523,13 @@ def run_bench(
         "arms": [],
     }
     for rows in sizes:
-        size = bench_size(url, rows, model, workers, rows <= naive_max_rows, repeat)
+        size = bench_size(url, rows, model, workers, rows <= naive_max_rows, repeat, folder)
         report["results"][str(rows)] = size["summary"]
         report["arms"] += [{k: v for k, v in a.items() if k != "url"} for a in size["arms"]]
     smallest = report["results"][str(min(sizes))]["peak_rss_mib"]
     for summary in report["results"].values():
         summary["peak_rss_vs_smallest"] = round(summary["peak_rss_mib"] / smallest, 3)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    print(format_table(report))
-    if json_path:
-        with open(json_path, "w") as out:
-            json.dump(report, out, indent=2, sort_keys=True)
-        log.info("wrote %s", json_path)
     return report
 
 

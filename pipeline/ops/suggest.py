@@ -5,17 +5,16 @@
 guards (`meta.notes`) and how bad a failure is (`meta.severity`).
 """
 
-import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from pipeline.snapshot import read_snapshot, snapshot_columns, take_snapshot
+from pipeline.contracts import dumps
 from pipeline.spec import JobSpec
-from pipeline.validate import suite_path
+from pipeline.stages.snapshot import read_snapshot, snapshot_columns, take_snapshot
+from pipeline.stages.validate import KINDS, suite_path
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +185,7 @@ def write_suggestions(url: str, spec: JobSpec, overwrite: bool = False) -> list[
     """Profile the current table and write starter suites; existing ones need `overwrite`."""
     written = []
     as_of = datetime.now(UTC)
-    for kind in ("training", "scoring"):
+    for kind in KINDS:
         path = suite_path(spec.name, kind)
         if path.exists() and not overwrite:
             log.warning("%s exists; not overwritten (use --overwrite)", path)
@@ -194,12 +193,6 @@ def write_suggestions(url: str, spec: JobSpec, overwrite: bool = False) -> list[
         frame = read_snapshot(take_snapshot(spec, kind, as_of, url))
         suite = suggest_suite(spec, kind, frame)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(suite, indent=2, default=to_json) + "\n")
+        path.write_text(dumps(suite, indent=2) + "\n")
         written.append(path)
     return written
-
-
-def to_json(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} to a suite")

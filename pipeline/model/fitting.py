@@ -10,14 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import (
     accuracy_score,
     log_loss,
@@ -29,7 +22,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from pipeline.errors import DataValidationError, SpecError
+from pipeline.errors import DataValidationError
 from pipeline.spec import LOWER_IS_BETTER, JobSpec
 
 log = logging.getLogger(__name__)
@@ -38,43 +31,10 @@ HOLDOUT_BUCKETS = 10_000
 MISSING_CATEGORY = "__missing__"
 
 
-def make_estimator(spec: JobSpec):
-    """The spec's estimator with its params and seed; a bad param names `model.params.<key>`."""
-    seed = spec.model.seed
-    factories = {
-        ("classification", "hist_gradient_boosting"): lambda: HistGradientBoostingClassifier(
-            random_state=seed
-        ),
-        ("classification", "logistic_regression"): lambda: LogisticRegression(
-            max_iter=1000, random_state=seed
-        ),
-        ("classification", "random_forest"): lambda: RandomForestClassifier(
-            n_estimators=200, random_state=seed, n_jobs=-1
-        ),
-        ("regression", "hist_gradient_boosting"): lambda: HistGradientBoostingRegressor(
-            random_state=seed
-        ),
-        ("regression", "ridge"): lambda: Ridge(random_state=seed),
-        ("regression", "random_forest"): lambda: RandomForestRegressor(
-            n_estimators=200, random_state=seed, n_jobs=-1
-        ),
-    }
-    estimator = factories[(spec.task, spec.model.estimator)]()
-    valid = estimator.get_params()
-    for key in spec.model.params:
-        if key not in valid:
-            raise SpecError(
-                f"job {spec.name}: model.params.{key}: not a parameter of "
-                f"{type(estimator).__name__} (valid: {', '.join(sorted(valid))})"
-            )
-    return estimator.set_params(**spec.model.params)
-
-
 def build_pipeline(spec: JobSpec) -> Pipeline:
     """Preprocessing by feature kind, then the estimator, as one fitted-together artifact."""
-    scale = spec.model.estimator in ("logistic_regression", "ridge")
     numeric_steps = [("impute", SimpleImputer(strategy="median", add_indicator=True))]
-    if scale:
+    if spec.estimator.scale:
         numeric_steps.append(("scale", StandardScaler()))
     transformers = []
     if spec.features.numeric:
@@ -108,7 +68,8 @@ def build_pipeline(spec: JobSpec) -> Pipeline:
             )
         )
     preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
-    return Pipeline([("preprocess", preprocess), ("model", make_estimator(spec))])
+    estimator = spec.estimator.build(spec.model.seed, spec.model.params, spec.name)
+    return Pipeline([("preprocess", preprocess), ("model", estimator)])
 
 
 def feature_frame(frame: pd.DataFrame, spec: JobSpec) -> pd.DataFrame:

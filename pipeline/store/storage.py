@@ -6,6 +6,7 @@ A plain folder by default; a URI such as `s3://bucket/prefix` works without code
 import hashlib
 import json
 from contextlib import contextmanager
+from pathlib import Path
 
 import pyarrow.fs as pafs
 
@@ -20,9 +21,12 @@ def filesystem(root: str | None = None) -> tuple[pafs.FileSystem, str]:
     if "://" in root:
         return pafs.FileSystem.from_uri(root)
     local = pafs.LocalFileSystem()
-    from pathlib import Path
-
     return local, str(Path(root).resolve())
+
+
+def run_folder(run_id: str) -> str:
+    """A run id made safe for a folder name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
 
 
 class DataRoot:

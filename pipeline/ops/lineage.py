@@ -2,27 +2,26 @@
 
 from psycopg2 import sql
 
-from pipeline import db
 from pipeline.errors import PipelineError
 from pipeline.spec import JobSpec
+from pipeline.store import db
 
 
 def key_lineage(url: str, spec: JobSpec, key: str) -> dict:
     """The lineage row of one key's latest published prediction."""
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("SELECT * FROM {} WHERE key::text = %s").format(
-                db.scoring_ident(spec.lineage_view)
-            ),
-            (key,),
+    row = db.fetch_one(
+        url,
+        sql.SQL("SELECT * FROM {} WHERE key::text = %s").format(
+            db.scoring_ident(spec.lineage_view)
+        ),
+        (key,),
+    )
+    if row is None:
+        raise PipelineError(
+            f"job {spec.name}: key {key!r} has no published prediction in "
+            f"scoring.{spec.latest_view}"
         )
-        row = cur.fetchone()
-        if row is None:
-            raise PipelineError(
-                f"job {spec.name}: key {key!r} has no published prediction in "
-                f"scoring.{spec.latest_view}"
-            )
-        return dict(zip([c.name for c in cur.description], row, strict=True))
+    return row
 
 
 def format_lineage(spec: JobSpec, row: dict) -> str:
@@ -44,6 +43,8 @@ def format_lineage(spec: JobSpec, row: dict) -> str:
             f"             holdout {metric} {row['model_metrics'][metric]:.5f}; "
             f"{row['decision_reason']}",
             f"  code       run {row['run_code_version']}, model {row['model_code_version']}",
+            f"  spec       sha256 {row.get('spec_sha256') or '-'}, "
+            f"suites sha256 {row.get('suites_sha256') or '-'}",
             # printed for a person to copy, never executed
             f"  SQL        SELECT * FROM scoring.{spec.lineage_view} WHERE key = {row['key']!r};",  # noqa: S608
         ]

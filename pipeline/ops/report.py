@@ -2,27 +2,18 @@
 
 from datetime import datetime
 
-from pipeline import db
 from pipeline.config import jobs_dir
 from pipeline.spec import JobSpec, find_spec
+from pipeline.store.db import fetch_all, fetch_one
 
 
 def fetch_run(url: str, job: str, logical_date: datetime) -> dict | None:
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT * FROM scoring.scoring_runs WHERE job = %s AND logical_date = %s"
-            " ORDER BY started_at DESC LIMIT 1",
-            (job, logical_date),
-        )
-        row = cur.fetchone()
-        return dict(zip([c.name for c in cur.description], row, strict=True)) if row else None
-
-
-def fetch_all(url: str, query: str, params: tuple) -> list[dict]:
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(query, params)
-        names = [c.name for c in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return fetch_one(
+        url,
+        "SELECT * FROM scoring.scoring_runs WHERE job = %s AND logical_date = %s"
+        " ORDER BY started_at DESC LIMIT 1",
+        (job, logical_date),
+    )
 
 
 def print_run_summary(url: str, job: str, logical_date: datetime, seconds: float) -> None:

@@ -10,10 +10,10 @@ import math
 
 import numpy as np
 
-from pipeline import db
-from pipeline.registry import fetch_version
-from pipeline.snapshot import open_snapshot
+from pipeline.contracts import Context, DriftSummary, Manifest, ServingModel, SnapshotRef
 from pipeline.spec import JobSpec
+from pipeline.stages.snapshot import open_snapshot
+from pipeline.store import db
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +61,24 @@ def read_column(parquet, column: str) -> np.ndarray:
     return parquet.read(columns=[column]).column(0).to_numpy(zero_copy_only=False)
 
 
-def measure_drift(url: str, spec: JobSpec, scoring: dict, model_version: int, run_id: str):
+def monitor(ctx: Context, scoring: Manifest, model: ServingModel, published) -> DriftSummary:
+    """Drift of this run's published data against the serving model's training data."""
+    return measure_drift(ctx.url, ctx.spec, scoring, model, ctx.run.run_id)
+
+
+def measure_drift(url: str, spec: JobSpec, scoring: Manifest, model: ServingModel, run_id: str):
     """PSI of every feature between the serving model's training snapshot and this run's data."""
-    model = fetch_version(url, spec.name, version=model_version)
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT uri FROM scoring.snapshots WHERE sha256 = %s LIMIT 1",
-            (model["training_snapshot_sha256"],),
-        )
-        row = cur.fetchone()
+    row = db.fetch_one(
+        url,
+        "SELECT uri FROM scoring.snapshots WHERE sha256 = %s LIMIT 1",
+        (model.training_snapshot_sha256,),
+    )
     if row is None:
-        log.warning("drift skipped: the training snapshot of model v%d is gone", model_version)
-        return {"features": 0, "alerts": []}
+        log.warning("drift skipped: the training snapshot of model v%d is gone", model.version)
+        return DriftSummary(features=0, alerts=[])
     threshold = spec.monitoring.psi_threshold
     report = []
-    training = {"uri": row[0], "sha256": model["training_snapshot_sha256"]}
+    training = SnapshotRef(uri=row["uri"], sha256=model.training_snapshot_sha256)
     with open_snapshot(training) as trained_on, open_snapshot(scoring) as scored_on:
         for column in spec.features.all:
             histograms = (
@@ -90,7 +93,7 @@ def measure_drift(url: str, spec: JobSpec, scoring: dict, model_version: int, ru
         if alert:
             log.warning("DRIFT ALERT %s.%s: PSI %.3f > %.2f", spec.name, column, value, threshold)
     log.info("drift: %d features, %d alert(s)", len(report), len(alerts))
-    return {"features": len(report), "alerts": alerts}
+    return DriftSummary(features=len(report), alerts=alerts)
 
 
 def record_drift(url: str, job: str, run_id: str, report: list, threshold: float) -> None:

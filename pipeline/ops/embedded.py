@@ -34,10 +34,10 @@ def bin_dir() -> Path:
     return Path(pgserver.__file__).parent / "pginstall" / "bin"
 
 
-def database_url() -> str:
-    """`DATABASE_URL` if set, else the embedded server's URL (started if needed, then exported)."""
-    if not os.environ.get("DATABASE_URL"):
-        os.environ["DATABASE_URL"] = start()
+def start_for_cli() -> str:
+    """Start the embedded server and export its URL as `DATABASE_URL` for Airflow's tasks."""
+    log.info("DATABASE_URL is unset: using the embedded Postgres in %s", DEFAULT_DIR)
+    os.environ["DATABASE_URL"] = start()
     return os.environ["DATABASE_URL"]
 
 

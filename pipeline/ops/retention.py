@@ -9,8 +9,8 @@ import logging
 import os
 from datetime import UTC, datetime, timedelta
 
-from pipeline import db
-from pipeline.storage import DataRoot
+from pipeline.store import db
+from pipeline.store.storage import DataRoot
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,11 @@
 """Model registry: artifacts on the data root, their rows in scoring.model_versions, the gate.
 
 Artifacts are skops files. Loading checks the recorded sha256 first and then refuses any type
-outside `TRUSTED_TYPES`, so a model file cannot run arbitrary code the way a pickle can.
+outside the estimators' trusted types, so a model file cannot run code the way a pickle can.
 """
 
 import hashlib
 import io
-import json
 import logging
 import warnings
 from contextlib import contextmanager
@@ -14,20 +13,18 @@ from datetime import UTC, datetime
 
 import skops.io as sio
 
-from pipeline import db
+from pipeline.contracts import Candidate, Decision
 from pipeline.errors import ModelIntegrityError, PipelineError
+from pipeline.model.estimators import trusted_types
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec
-from pipeline.storage import DataRoot
+from pipeline.store import db
+from pipeline.store.records import upsert
+from pipeline.store.storage import DataRoot
 
 log = logging.getLogger(__name__)
 
-# Types skops does not trust by default that our pipelines legitimately contain.
-TRUSTED_TYPES = [
-    "numpy.dtype",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.tree._tree.Tree",
-]
+TRUSTED_TYPES = trusted_types()
 ARTIFACT = "model.skops"
 
 
@@ -53,7 +50,7 @@ def save_model(root: DataRoot, folder: str, model, metadata: dict, card: str) ->
     if untrusted:
         raise ModelIntegrityError(
             f"the fitted pipeline holds types outside the trusted list: {untrusted}; "
-            "review them and add them to pipeline.registry.TRUSTED_TYPES"
+            "review them and add them to the estimator's row in pipeline/model/estimators.py"
         )
     path = f"{folder}/{ARTIFACT}"
     root.write_bytes(path, payload)
@@ -89,20 +86,14 @@ def champion(url: str, job: str) -> dict | None:
 
 
 def fetch_version(url: str, job: str, version: int | None = None, status: str | None = None):
-    query = "SELECT * FROM scoring.model_versions WHERE job = %s"
-    params: list = [job]
-    if version is not None:
-        query += " AND version = %s"
-        params.append(version)
-    if status is not None:
-        query += " AND status = %s"
-        params.append(status)
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(query + " ORDER BY version DESC LIMIT 1", params)
-        row = cur.fetchone()
-        if row is None:
-            return None
-        return dict(zip([c.name for c in cur.description], row, strict=True))
+    """The newest model_versions row of `job` with that version and/or status, or None."""
+    return db.fetch_one(
+        url,
+        "SELECT * FROM scoring.model_versions WHERE job = %s"
+        " AND (%s::int IS NULL OR version = %s) AND (%s::text IS NULL OR status = %s)"
+        " ORDER BY version DESC LIMIT 1",
+        (job, version, version, status, status),
+    )
 
 
 def model_folder(root: DataRoot, job: str, version: int) -> str:
@@ -113,13 +104,13 @@ def register(
     url: str,
     spec: JobSpec,
     run_id: str,
-    candidate: dict,
+    candidate: Candidate,
     champion_metrics: dict | None,
     champion_row: dict | None,
     promote: bool,
     reason: str,
     forced: bool,
-) -> dict:
+) -> Decision:
     """Copy the candidate to models/<job>/vNNNN and record it; promote it if the gate said so.
 
     Re-running the same run replaces its own version row instead of adding another.
@@ -146,13 +137,12 @@ def register(
             )
             version = cur.fetchone()[0]
         folder = model_folder(root, spec.name, version)
-        source = root.path_of(candidate["folder_uri"])
+        source = root.path_of(candidate.folder_uri)
         for name in (ARTIFACT, "metadata.json", "MODEL_CARD.md"):
             root.copy(f"{source}/{name}", f"{folder}/{name}")
         artifact_uri = root.uri(f"{folder}/{ARTIFACT}")
-        if root.sha256(f"{folder}/{ARTIFACT}") != candidate["artifact_sha256"]:
+        if root.sha256(f"{folder}/{ARTIFACT}") != candidate.artifact_sha256:
             raise ModelIntegrityError(f"copy of the candidate to {artifact_uri} is corrupt")
-        now = datetime.now(UTC)
         if promote:
             cur.execute(
                 "UPDATE scoring.model_versions SET status = 'retired'"
@@ -160,48 +150,30 @@ def register(
                 (spec.name, version),
             )
         status = "champion" if promote else "rejected"
-        cur.execute(
-            "INSERT INTO scoring.model_versions (job, version, run_id, status, artifact_uri,"
-            " artifact_sha256, training_snapshot_sha256, estimator, params, primary_metric,"
-            " metrics, champion_version, champion_metrics, decision_reason, forced,"
-            " code_version, library_versions, promoted_at)"
-            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-            " ON CONFLICT (job, version) DO UPDATE SET status = EXCLUDED.status,"
-            " artifact_uri = EXCLUDED.artifact_uri, artifact_sha256 = EXCLUDED.artifact_sha256,"
-            " training_snapshot_sha256 = EXCLUDED.training_snapshot_sha256,"
-            " params = EXCLUDED.params, metrics = EXCLUDED.metrics,"
-            " champion_version = EXCLUDED.champion_version,"
-            " champion_metrics = EXCLUDED.champion_metrics,"
-            " decision_reason = EXCLUDED.decision_reason, forced = EXCLUDED.forced,"
-            " code_version = EXCLUDED.code_version,"
-            " library_versions = EXCLUDED.library_versions, promoted_at = EXCLUDED.promoted_at",
-            (
-                spec.name,
-                version,
-                run_id,
-                status,
-                artifact_uri,
-                candidate["artifact_sha256"],
-                candidate["training_snapshot_sha256"],
-                spec.model.estimator,
-                json.dumps(candidate["params"]),
-                spec.primary_metric,
-                json.dumps(candidate["metrics"]),
-                champion_row["version"] if champion_row else None,
-                json.dumps(champion_metrics) if champion_metrics is not None else None,
-                reason,
-                forced,
-                code_version(),
-                json.dumps(library_versions()),
-                now if promote else None,
-            ),
+        upsert(
+            cur,
+            "model_versions",
+            {
+                "job": spec.name,
+                "version": version,
+                "run_id": run_id,
+                "status": status,
+                "artifact_uri": artifact_uri,
+                "artifact_sha256": candidate.artifact_sha256,
+                "training_snapshot_sha256": candidate.training_snapshot_sha256,
+                "estimator": spec.model.estimator,
+                "params": candidate.params,
+                "primary_metric": spec.primary_metric,
+                "metrics": candidate.metrics,
+                "champion_version": champion_row["version"] if champion_row else None,
+                "champion_metrics": champion_metrics,
+                "decision_reason": reason,
+                "forced": forced,
+                "code_version": code_version(),
+                "library_versions": library_versions(),
+                "promoted_at": datetime.now(UTC) if promote else None,
+            },
+            key=("job", "version"),
         )
     log.info("job %s: version %d %s: %s", spec.name, version, status, reason)
-    return {
-        "version": version,
-        "status": status,
-        "reason": reason,
-        "forced": forced,
-        "artifact_uri": artifact_uri,
-        "artifact_sha256": candidate["artifact_sha256"],
-    }
+    return Decision(version=version, status=status, reason=reason, forced=forced)

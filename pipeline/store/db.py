@@ -2,7 +2,6 @@
 
 import logging
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
@@ -71,6 +70,26 @@ def table_columns(conn, qualified_name: str) -> dict[str, str]:
     return dict(rows)
 
 
+def relation_exists(conn, qualified_name: str) -> bool:
+    """Whether a table or view `schema.name` exists."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified_name,))
+        return cur.fetchone()[0]
+
+
+def fetch_all(url: str, query, params=()) -> list[dict]:
+    """Rows of one query as dicts keyed by column name (the package's one row mapper)."""
+    with transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(query, params)
+        names = [c.name for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def fetch_one(url: str, query, params=()) -> dict | None:
+    """The first row of one query as a dict, or None."""
+    rows = fetch_all(url, query, params)
+    return rows[0] if rows else None
+
+
 def read_sql_file(name: str) -> str:
-    path = Path(SQL_DIR) / name
-    return path.read_text()
+    return (SQL_DIR / name).read_text()

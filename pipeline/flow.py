@@ -1,0 +1,202 @@
+"""The one definition of a run: its stages in order, and what each takes from the others.
+
+The Airflow DAG (`pipeline.orchestration.dags`), the tests and the benchmark all run `STAGES`,
+through `execute`, so none of them can drift from what production runs. A stage is a
+function `fn(ctx, *inputs, **options)` of `pipeline.stages`, named by its import path so
+this module imports nothing heavy (DAG files import it when they are parsed).
+
+Results travel as plain JSON between stages, as Airflow's XComs carry them; `execute`
+turns them back into the stage records of `pipeline.contracts` before calling a stage.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+from pipeline.contracts import (
+    Candidate,
+    Context,
+    DriftSummary,
+    Manifest,
+    Partition,
+    Published,
+    Record,
+    RetrainDecision,
+    Run,
+    ScoredPartition,
+    ServingModel,
+    Trigger,
+    Validation,
+)
+from pipeline.errors import StageSkipped
+
+FIRST = "start_run"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run; it also receives the started run (the first stage's result)."""
+
+    name: str
+    target: str  # "module:function" in pipeline.stages
+    returns: type[Record]
+    inputs: tuple[str, ...] = ()  # stages whose results are its arguments, in this order
+    options: dict = field(default_factory=dict)  # fixed keyword arguments
+    many: bool = False  # returns a list of `returns`
+    expand: str | None = None  # runs once per item of that stage's list, in parallel
+    may_skip: bool = False  # may raise StageSkipped: downstream stages then get None
+
+    def function(self) -> Callable:
+        module, _, name = self.target.partition(":")
+        return getattr(import_module(module), name)
+
+    @property
+    def returns_list(self) -> bool:
+        return self.many or self.expand is not None
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(FIRST, "pipeline.stages.run:start_run", Run),
+    Stage(
+        "snapshot_training",
+        "pipeline.stages.snapshot:snapshot",
+        Manifest,
+        options={"kind": "training"},
+    ),
+    Stage(
+        "snapshot_scoring",
+        "pipeline.stages.snapshot:snapshot",
+        Manifest,
+        options={"kind": "scoring"},
+    ),
+    Stage(
+        "validate_training",
+        "pipeline.stages.validate:validate",
+        Validation,
+        ("snapshot_training",),
+    ),
+    Stage(
+        "validate_scoring",
+        "pipeline.stages.validate:validate",
+        Validation,
+        ("snapshot_scoring",),
+    ),
+    Stage(
+        "decide_retrain",
+        "pipeline.stages.run:decide_retrain",
+        RetrainDecision,
+        ("validate_training", "validate_scoring"),
+    ),
+    Stage(
+        "train",
+        "pipeline.stages.train:train",
+        Candidate,
+        ("decide_retrain", "snapshot_training"),
+        may_skip=True,
+    ),
+    Stage("register", "pipeline.stages.train:register", ServingModel, ("train",)),
+    Stage(
+        "plan",
+        "pipeline.stages.score:plan",
+        Partition,
+        ("snapshot_scoring", "validate_scoring"),
+        many=True,
+    ),
+    Stage(
+        "score",
+        "pipeline.stages.score:score",
+        ScoredPartition,
+        ("snapshot_scoring", "register"),
+        expand="plan",
+    ),
+    Stage(
+        "publish",
+        "pipeline.stages.publish:publish",
+        Published,
+        (
+            "snapshot_training",
+            "snapshot_scoring",
+            "validate_training",
+            "validate_scoring",
+            "register",
+            "score",
+        ),
+    ),
+    Stage(
+        "monitor",
+        "pipeline.stages.monitor:monitor",
+        DriftSummary,
+        ("snapshot_scoring", "register", "publish"),
+    ),
+)
+BY_NAME = {stage.name: stage for stage in STAGES}
+
+
+def decode(stage: Stage, value: Any) -> Any:
+    """A stage's JSON result as its record (a list of them for list stages; None if skipped)."""
+    if value is None:
+        return None
+    if stage.returns_list:
+        return [stage.returns.from_json(v) for v in value]
+    return stage.returns.from_json(value)
+
+
+def encode(value: Any) -> Any:
+    """A stage's result as plain JSON."""
+    if isinstance(value, list):
+        return [v.to_json() for v in value]
+    return value.to_json()
+
+
+def execute(stage: Stage, url: str, trigger: Trigger, inputs: dict, item: Any = None) -> Any:
+    """Call one stage with JSON inputs keyed by stage name (as XComs carry them), and return its
+    result as JSON. `item` is this call's element of the `expand` stage's list.
+
+    Raises StageSkipped when the stage has nothing to do this run.
+    """
+    run = None if stage.name == FIRST else Run.from_json(inputs[FIRST])
+    ctx = Context(url=url, trigger=trigger, run=run)
+    args = [decode(BY_NAME[name], inputs[name]) for name in stage.inputs]
+    if stage.expand:
+        args.append(BY_NAME[stage.expand].returns.from_json(item))
+    return encode(stage.function()(ctx, *args, **stage.options))
+
+
+def inputs_of(stage: Stage, results: dict) -> dict:
+    """The results a stage reads: the started run and its declared inputs."""
+    names = () if stage.name == FIRST else (FIRST, *stage.inputs)
+    return {name: results[name] for name in names}
+
+
+def run_here(stage: Stage, url: str, trigger: Trigger, inputs: dict, items: list | None):
+    """Run a stage in this process: once, or once per item for an expanded stage."""
+    if items is None:
+        return execute(stage, url, trigger, inputs)
+    return [execute(stage, url, trigger, inputs, item) for item in items]
+
+
+def run_stages(
+    url: str,
+    trigger: Trigger,
+    given: dict | None = None,
+    until: str | None = None,
+    runner: Callable = run_here,
+) -> dict[str, Any]:
+    """Run `STAGES` in order without Airflow; returns every stage's JSON result by name.
+
+    `given` holds results already known (those stages are not run again); `until` stops after
+    that stage; `runner(stage, url, trigger, inputs, items)` runs one stage (the benchmark
+    passes one that uses worker processes). A skipped stage's result is None.
+    """
+    results = dict(given or {})
+    for stage in STAGES:
+        if stage.name not in results:
+            items = results[stage.expand] if stage.expand else None
+            try:
+                results[stage.name] = runner(stage, url, trigger, inputs_of(stage, results), items)
+            except StageSkipped:
+                results[stage.name] = None
+        if stage.name == until:
+            break
+    return results

@@ -1,0 +1,40 @@
+"""The model card: what a person reads beside a model file before trusting its scores."""
+
+from pipeline.spec import JobSpec
+
+
+def model_card(spec: JobSpec, metadata: dict) -> str:
+    """A short human-readable card: data, features, metrics, intended use, caveats."""
+    snap = metadata["training_snapshot"]
+    metrics = "\n".join(f"| {k} | {v:.5g} |" for k, v in metadata["metrics"].items())
+    return f"""# Model card: {spec.name}
+
+{spec.description or "No description in the job spec."}
+
+## Data
+- Source table: `{spec.source.table}`, rows with `{spec.source.timestamp}` < {snap["as_of"]}
+  and a known `{spec.target}`.
+- Training snapshot: {snap["uri"]} ({snap["row_count"]} rows, sha256 `{snap["sha256"]}`).
+- Holdout: {spec.model.holdout_fraction:.0%} of keys, by a stable hash of `{spec.source.key}`.
+
+## Model
+- Task: {spec.task}; estimator `{spec.model.estimator}` ({spec.estimator.card}),
+  seed {spec.model.seed}.
+- Features in order: {", ".join(spec.features.all)}.
+- Preprocessing: median imputation with missing indicators for numbers, one-hot encoding for
+  categories (unseen ones map to "infrequent"), most-frequent imputation for flags.
+
+## Holdout metrics
+| metric | value |
+| --- | --- |
+{metrics}
+
+## Intended use
+Nightly scoring of every row of `{spec.source.table}` into `scoring.{spec.latest_view}`.
+
+## Caveats
+- Trained on a snapshot: rows changed after {snap["as_of"]} were not seen.
+- Scores are only as good as the inputs; check `scoring.validation_results` and
+  `scoring.drift_reports` for the run before acting on them.
+- Code {metadata["code_version"]}, scikit-learn {metadata["library_versions"].get("scikit-learn")}.
+"""

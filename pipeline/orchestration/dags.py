@@ -1,0 +1,212 @@
+"""The Airflow adapter: one DAG per job spec, wired from `pipeline.flow.STAGES`.
+
+The only module of the package importing Airflow. It holds DAG settings, the trigger form and
+the wiring; every task body is one call of `flow.execute`. Module level imports neither pandas
+nor sklearn and opens no connection, so DAG files parse fast.
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from pipeline import flow
+from pipeline.config import jobs_dir, warehouse_url
+from pipeline.contracts import Trigger
+from pipeline.errors import ConfigError, PipelineError, StageSkipped
+from pipeline.spec import JobSpec, load_spec, spec_paths
+
+log = logging.getLogger(__name__)
+
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def airflow_warehouse() -> str:
+    """The Airflow connection `warehouse` (env, secrets backend or metadata DB) as a URL."""
+    from airflow.sdk import Connection
+
+    try:
+        return Connection.get("warehouse").get_uri()
+    except Exception as exc:  # Airflow raises its own not-found type
+        raise ConfigError(
+            "no warehouse: set DATABASE_URL or create the Airflow connection 'warehouse'"
+        ) from exc
+
+
+def trigger_of(context, job: str, spec_path: str) -> Trigger:
+    """The run's identity and trigger-form parameters, from Airflow's task context."""
+    dag_run, params = context["dag_run"], context["params"]
+    return Trigger(
+        job=job,
+        spec_path=spec_path,
+        run_id=dag_run.run_id,
+        logical_date=dag_run.logical_date.isoformat() if dag_run.logical_date else None,
+        run_after=dag_run.run_after.isoformat(),
+        as_of=params.get("as_of"),
+        force_promote=bool(params.get("force_promote")),
+        retrain=params.get("retrain") or "auto",
+    )
+
+
+@task(multiple_outputs=False)
+def stage_task(stage: str, job: str, spec_path: str, inputs: dict, item=None):
+    """Run one stage of `pipeline.flow`; predictable errors fail at once and mark the run."""
+    context = get_current_context()
+    ti = context["ti"]
+    step = flow.BY_NAME[stage]
+    if step.expand:
+        expanded = flow.BY_NAME[step.expand].returns.from_json(item)
+        context["item_label"] = getattr(expanded, "label", str(ti.map_index))
+    try:
+        return flow.execute(
+            step,
+            warehouse_url(airflow_warehouse),
+            trigger_of(context, job, spec_path),
+            inputs,
+            item,
+        )
+    except StageSkipped as exc:
+        log.info("%s", exc)
+        raise AirflowSkipException(str(exc)) from None
+    except PipelineError as exc:
+        final = not isinstance(exc, ConfigError) or ti.try_number > ti.max_tries
+        if final:
+            record_failure(job, context["run_id"], f"{ti.task_id}: {exc}")
+        if isinstance(exc, ConfigError):
+            raise
+        raise AirflowFailException(str(exc)) from None
+    except Exception as exc:
+        if ti.try_number > ti.max_tries:
+            record_failure(job, context["run_id"], f"{ti.task_id}: {type(exc).__name__}: {exc}")
+        raise
+
+
+def record_failure(job: str, run_id: str, error: str) -> None:
+    from pipeline.stages.run import mark_failed
+
+    try:
+        mark_failed(warehouse_url(airflow_warehouse), job, run_id, error)
+    except PipelineError:
+        log.exception("could not record the failure of run %s", run_id)
+
+
+def wire(stage: flow.Stage, job: str, spec_path: str, results: dict):
+    """The task for one stage, fed the XComs of the stages it reads."""
+    skippable = any(flow.BY_NAME[name].may_skip for name in stage.inputs)
+    op = stage_task.override(
+        task_id=stage.name,
+        trigger_rule="none_failed" if skippable else "all_success",
+        map_index_template="{{ item_label }}" if stage.expand else None,
+    )
+    inputs = flow.inputs_of(stage, results)
+    if stage.expand:
+        return op.partial(stage=stage.name, job=job, spec_path=spec_path, inputs=inputs).expand(
+            item=results[stage.expand]
+        )
+    return op(stage=stage.name, job=job, spec_path=spec_path, inputs=inputs)
+
+
+def doc_for(spec: JobSpec, path: Path) -> str:
+    return f"""### Scoring job `{spec.name}`
+
+{spec.description}
+
+Nightly: snapshot `{spec.source.table}` as of the run's cut-off, validate it with
+`expectations/{spec.name}/`, retrain a `{spec.model.estimator}` {spec.task} pipeline
+and gate it against the champion on `{spec.primary_metric}`, score every row and publish
+to `scoring.{spec.latest_view}`, then measure drift against the champion's training data.
+`train` shows as skipped on runs where the retrain policy says no; `register` then serves
+the current champion.
+
+- Spec: `{path.name}`; key `{spec.source.key}`, timestamp `{spec.source.timestamp}`,
+  target `{spec.target}`; features: {", ".join(spec.features.all)}.
+- Trigger parameters: `as_of` (ISO-8601 cut-off; empty = the logical date),
+  `force_promote` (promote the candidate even if the gate says no; recorded),
+  `retrain` (auto = the spec's policy, always, never).
+"""
+
+
+def trigger_form(spec: JobSpec) -> dict:
+    """The parameters a person sets when pressing Trigger."""
+    return {
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            title="Cut-off (as_of)",
+            description="ISO-8601 timestamp, e.g. 2026-11-01T02:00:00Z. Rows with "
+            f"{spec.source.timestamp} before it are used. Empty: the run's logical date.",
+        ),
+        "force_promote": Param(
+            False,
+            type="boolean",
+            title="Force promote",
+            description="Promote the new candidate even if it does not beat the champion.",
+        ),
+        "retrain": Param(
+            "auto",
+            type="string",
+            enum=["auto", "always", "never"],
+            title="Retrain",
+            description="auto: follow the spec's retrain policy.",
+        ),
+    }
+
+
+def build_dag(spec: JobSpec, path: Path):
+    """The DAG for one job spec: settings from the spec, tasks from `flow.STAGES`."""
+
+    @dag(
+        dag_id=spec.name,
+        description=spec.description or f"Nightly scoring of {spec.source.table}",
+        schedule=CronTriggerTimetable(spec.schedule.cron, timezone=spec.schedule.timezone),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=sorted({"scoring", *spec.tags}),
+        doc_md=doc_for(spec, path),
+        default_args={
+            "owner": spec.owner,
+            "retries": spec.retries,
+            "retry_delay": timedelta(seconds=30),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=10),
+        },
+        params=trigger_form(spec),
+    )
+    def scoring_dag():
+        results: dict = {}
+        for stage in flow.STAGES:
+            results[stage.name] = wire(stage, spec.name, str(path), results)
+
+    return scoring_dag()
+
+
+def build_dags(directory: Path | None = None) -> dict:
+    """DAG id -> DAG for every valid spec; a broken spec is logged and skipped, not fatal."""
+    dags = {}
+    for path in spec_paths(directory or jobs_dir()):
+        try:
+            spec = load_spec(path)
+        except PipelineError as exc:
+            log.error("skipping job spec: %s", exc)
+            continue
+        dags[spec.name] = build_dag(spec, path)
+    return dags
+
+
+def run_once(job: str, logical_date: datetime, conf: dict) -> str:
+    """Run one job's DAG once, in this process, through Airflow (`dag.test`); returns its state."""
+    import os
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors:
+        raise PipelineError(f"DAG files failed to import: {bag.import_errors}")
+    if job not in bag.dags:
+        raise PipelineError(f"no DAG named {job!r}; DAGs found: {sorted(bag.dags)}")
+    dag_run = bag.dags[job].test(logical_date=logical_date, run_conf=conf)
+    return str(dag_run.state)

@@ -1,0 +1,145 @@
+"""Train a candidate on the training snapshot and decide whether it replaces the champion."""
+
+import logging
+import platform
+
+from pipeline.contracts import (
+    Candidate,
+    Context,
+    Manifest,
+    RetrainDecision,
+    ServingModel,
+    plain_json,
+)
+from pipeline.errors import PipelineError, StageSkipped
+from pipeline.model import fitting, registry
+from pipeline.model.card import model_card
+from pipeline.provenance import code_version, library_versions
+from pipeline.spec import JobSpec
+from pipeline.stages.snapshot import load_manifest, read_snapshot
+from pipeline.store.storage import DataRoot, run_folder
+
+log = logging.getLogger(__name__)
+
+
+def train(ctx: Context, decision: RetrainDecision, manifest: Manifest) -> Candidate:
+    """Fit a candidate when the retrain decision says so; otherwise this stage is skipped."""
+    if not decision.due:
+        raise StageSkipped(f"no retraining: {decision.reason}")
+    return train_candidate(ctx.spec, manifest, ctx.run.run_id)
+
+
+def register(ctx: Context, candidate: Candidate | None) -> ServingModel:
+    """The model to score with: the gate's verdict on this run's candidate, else the champion."""
+    if candidate is None:
+        return serving_model(ctx.url, ctx.spec)
+    return gate(ctx.url, ctx.spec, candidate, ctx.run.run_id, ctx.run.force_promote)
+
+
+def train_candidate(spec: JobSpec, manifest: Manifest, run_id: str) -> Candidate:
+    """Fit the pipeline on the snapshot; save it, its metadata and model card in the run folder."""
+    frame = read_snapshot(manifest)
+    model, metrics, seconds = fitting.fit(spec, frame)
+    return save_candidate(spec, manifest, run_id, model, metrics, seconds)
+
+
+def save_candidate(spec: JobSpec, manifest: Manifest, run_id, model, metrics, seconds):
+    """Write a fitted candidate with what it takes to rebuild it: spec, data, seeds, versions."""
+    root = DataRoot()
+    folder = root.path("runs", spec.name, run_folder(run_id), "candidate")
+    params = {
+        "estimator": spec.model.estimator,
+        "estimator_params": model.named_steps["model"].get_params(),
+        "seed": spec.model.seed,
+        "holdout_fraction": spec.model.holdout_fraction,
+    }
+    dtypes = {s["name"]: s["type"] for s in manifest.schema}
+    metadata = {
+        "job": spec.name,
+        "run_id": run_id,
+        "task": spec.task,
+        "target": spec.target,
+        "spec": spec.model_dump(mode="json"),
+        "features": {
+            "order": spec.features.all,
+            "numeric": spec.features.numeric,
+            "categorical": spec.features.categorical,
+            "boolean": spec.features.boolean,
+            "source_dtypes": {name: dtypes[name] for name in spec.features.all},
+            "output_names": [str(n) for n in model[:-1].get_feature_names_out()],
+        },
+        "classes": [str(c) for c in getattr(model, "classes_", [])],
+        "params": params,
+        "metrics": metrics,
+        "primary_metric": spec.primary_metric,
+        "training_snapshot": {
+            "uri": manifest.uri,
+            "sha256": manifest.sha256,
+            "as_of": manifest.as_of,
+            "row_count": manifest.row_count,
+        },
+        "code_version": code_version(),
+        "library_versions": library_versions(),
+        "python": platform.python_version(),
+        "fit_seconds": round(seconds, 3),
+    }
+    artifact = registry.save_model(root, folder, model, metadata, model_card(spec, metadata))
+    return Candidate(
+        folder_uri=root.uri(folder),
+        artifact_sha256=artifact["sha256"],
+        training_snapshot_sha256=manifest.sha256,
+        training_snapshot_uri=manifest.uri,
+        params=plain_json(params),
+        metrics=metrics,
+        seconds=round(seconds, 3),
+    )
+
+
+def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promote: bool):
+    """Promote the candidate if it beats the champion on the same holdout (or if forced).
+
+    The champion is re-scored on this snapshot's holdout, so both numbers describe the same rows.
+    Returns the model to score with (the champion after the decision) and the decision itself.
+    """
+    current = registry.champion(url, spec.name)
+    if current and current["run_id"] == run_id:  # a re-run: judge against the champion it replaced
+        previous = current["champion_version"]
+        current = registry.fetch_version(url, spec.name, version=previous) if previous else None
+    champion_metrics = None
+    if current is None:
+        promote, reason = True, "first model for this job: promoted as champion"
+    else:
+        champion_model = registry.load_model(current["artifact_uri"], current["artifact_sha256"])
+        frame = read_snapshot(load_manifest(candidate.training_snapshot_uri))
+        _, _, x_hold, y_hold = fitting.split(frame, spec)
+        champion_metrics = fitting.evaluate(champion_model, x_hold, y_hold, spec.task)
+        promote, reason = fitting.beats(spec, candidate.metrics, champion_metrics)
+        reason = (
+            f"{'promoted' if promote else 'kept champion v' + str(current['version'])}: {reason}"
+        )
+    forced = force_promote and not promote
+    if forced:
+        promote, reason = True, f"force_promote set at trigger time; the gate said: {reason}"
+    decision = registry.register(
+        url, spec, run_id, candidate, champion_metrics, current, promote, reason, forced
+    )
+    serving = serving_model(url, spec)
+    return ServingModel.from_json(
+        {**serving.to_json(), "decision": decision.to_json(), "train_seconds": candidate.seconds}
+    )
+
+
+def serving_model(url: str, spec: JobSpec) -> ServingModel:
+    """The champion to score with; a clear error if there is none yet."""
+    current = registry.champion(url, spec.name)
+    if current is None:
+        raise PipelineError(
+            f"job {spec.name}: no champion model yet; run with retraining enabled first "
+            "(retrain.policy is 'never' or the policy skipped training)"
+        )
+    return ServingModel(
+        version=current["version"],
+        artifact_uri=current["artifact_uri"],
+        artifact_sha256=current["artifact_sha256"],
+        training_snapshot_sha256=current["training_snapshot_sha256"],
+    )
