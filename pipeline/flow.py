@@ -155,12 +155,17 @@ def execute(stage: Stage, url: str, trigger: Trigger, inputs: dict, item: Any = 
 
     Raises StageSkipped when the stage has nothing to do this run.
     """
-    run = None if stage.name == FIRST else Run.from_json(inputs[FIRST])
+    from pipeline.stages.run import heartbeat
+
+    if stage.name == FIRST:
+        return encode(stage.function()(Context(url=url, trigger=trigger)))
+    run = Run.from_json(inputs[FIRST])
     ctx = Context(url=url, trigger=trigger, run=run)
     args = [decode(BY_NAME[name], inputs[name]) for name in stage.inputs]
     if stage.expand:
         args.append(BY_NAME[stage.expand].returns.from_json(item))
-    return encode(stage.function()(ctx, *args, **stage.options))
+    with heartbeat(url, run.job, run.run_id):
+        return encode(stage.function()(ctx, *args, **stage.options))
 
 
 def inputs_of(stage: Stage, results: dict) -> dict:
@@ -187,8 +192,11 @@ def run_stages(
 
     `given` holds results already known (those stages are not run again); `until` stops after
     that stage; `runner(stage, url, trigger, inputs, items)` runs one stage (the benchmark
-    passes one that uses worker processes). A skipped stage's result is None.
+    passes one that uses worker processes). A skipped stage's result is None. A failing stage
+    marks the run failed, as the Airflow adapter does, and its error propagates.
     """
+    from pipeline.stages.run import mark_failed
+
     results = dict(given or {})
     for stage in STAGES:
         if stage.name not in results:
@@ -197,6 +205,10 @@ def run_stages(
                 results[stage.name] = runner(stage, url, trigger, inputs_of(stage, results), items)
             except StageSkipped:
                 results[stage.name] = None
+            except Exception as exc:
+                if FIRST in results:
+                    mark_failed(url, trigger.job, trigger.run_id, f"{stage.name}: {exc}")
+                raise
         if stage.name == until:
             break
     return results

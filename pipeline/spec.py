@@ -126,6 +126,15 @@ class Monitoring(Strict):
     psi_threshold: float = Field(0.2, gt=0.0)
 
 
+class Retention(Strict):
+    """How much prediction history `<job>_predictions` keeps: a published run's rows stay while
+    it is one of the newest `keep_runs` or younger than `keep_days`; the run analysts see in
+    `<job>_latest` always stays."""
+
+    keep_runs: int = Field(30, ge=1)
+    keep_days: int | None = Field(None, ge=1)
+
+
 class JobSpec(Strict):
     """A scoring job: one table, one model, one DAG."""
 
@@ -142,6 +151,7 @@ class JobSpec(Strict):
     schedule: Schedule = Schedule()
     scoring: Scoring = Scoring()
     monitoring: Monitoring = Monitoring()
+    retention: Retention = Retention()
     retries: int = Field(2, ge=0, le=10)
     tags: list[str] = []
 
@@ -249,23 +259,60 @@ def spec_paths(directory: Path | str) -> list[Path]:
     return sorted(Path(directory).glob("*.yaml"))
 
 
-def load_specs(directory: Path | str) -> list[JobSpec]:
-    """All job specs in a folder; job names must be unique."""
+def scan_specs(directory: Path | str) -> tuple[list[JobSpec], dict[Path, SpecError]]:
+    """Every spec in a folder that loads, and the SpecError of each file that does not.
+
+    One broken file never hides the others; a second file for a job name is an error of its own.
+    """
     specs: dict[str, JobSpec] = {}
+    problems: dict[Path, SpecError] = {}
     for path in spec_paths(directory):
-        spec = load_spec(path)
-        if spec.name in specs:
-            raise SpecError(f"{path}: name: job {spec.name!r} is defined twice")
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            problems[path] = exc
+            continue
+        first = specs.get(spec.name)
+        if first:
+            problems[path] = SpecError(
+                f"{path}: name: job {spec.name!r} is defined twice (also in {first.path})"
+            )
+            continue
         specs[spec.name] = spec
-    return list(specs.values())
+    return list(specs.values()), problems
+
+
+def load_specs(directory: Path | str) -> list[JobSpec]:
+    """All job specs in a folder, or one SpecError listing every broken file."""
+    specs, problems = scan_specs(directory)
+    if problems:
+        raise SpecError("\n".join(str(exc) for exc in problems.values()))
+    return specs
+
+
+def declared_name(path: Path) -> str | None:
+    """The `name:` a spec file declares, if the file reads as a YAML mapping."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return raw.get("name") if isinstance(raw, dict) else None
 
 
 def find_spec(job: str, directory: Path | str) -> JobSpec:
-    """The spec named `job` in a folder, or a SpecError listing the jobs that exist."""
-    specs = {s.name: s for s in load_specs(directory)}
-    if job not in specs:
-        raise SpecError(f"no job named {job!r} in {directory}; known jobs: {sorted(specs)}")
-    return specs[job]
+    """The spec named `job` in a folder; other broken files do not matter, its own one does."""
+    specs, problems = scan_specs(directory)
+    for path, exc in problems.items():
+        if job in (path.stem, declared_name(path)):
+            raise exc
+    found = {s.name: s for s in specs}
+    if job in found:
+        return found[job]
+    message = f"no job named {job!r} in {directory}; known jobs: {sorted(found)}"
+    if problems:
+        broken = ", ".join(path.name for path in problems)
+        message += f"; broken spec files (see `python -m pipeline check`): {broken}"
+    raise SpecError(message)
 
 
 NUMERIC_TYPES = {"smallint", "integer", "bigint", "real", "double precision", "numeric"}

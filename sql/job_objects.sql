@@ -1,6 +1,10 @@
 -- Per-job prediction history and the analysts' view of the last published run.
--- Filled in by pipeline.publish with quoted identifiers ({predictions}, {latest}, {lineage}), the
--- job name as a literal ({job}), the key type from a fixed list ({key_type}); safe to run again.
+-- Deployed by the owner when missing or changed (pipeline.stages.publish.ensure_job_objects),
+-- never on every publish: a run only inserts rows. Filled in with quoted identifiers
+-- ({predictions}, {latest}, {lineage}), the job name as a literal ({job}) and the key type
+-- from a fixed list ({key_type}); safe to run again.
+-- {latest} shows the published run with the latest as_of that is not in the future, so no
+-- single run can freeze it; a backfill (an older as_of) never replaces today's run.
 CREATE TABLE IF NOT EXISTS {predictions} (
     run_id         text             NOT NULL,
     key            {key_type}       NOT NULL,
@@ -18,7 +22,7 @@ FROM {predictions} AS p
 WHERE p.run_id = (
     SELECT r.run_id
     FROM scoring.scoring_runs AS r
-    WHERE r.job = {job} AND r.status = 'published'
+    WHERE r.job = {job} AND r.status = 'published' AND r.as_of <= now()
     ORDER BY r.as_of DESC, r.published_at DESC
     LIMIT 1
 );

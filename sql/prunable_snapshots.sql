@@ -1,4 +1,5 @@
--- Snapshots of a job older than the cut-off that no champion and no published run points to.
+-- Snapshots of a job older than the cut-off that no champion and no published run whose
+-- predictions are still kept points to.
 -- Parameters: %(job)s, %(cutoff)s.
 SELECT kind, as_of, sha256, uri
 FROM scoring.snapshots
@@ -10,8 +11,9 @@ WHERE job = %(job)s
       UNION
       SELECT training_snapshot_sha256 FROM scoring.scoring_runs
       WHERE job = %(job)s AND status = 'published' AND training_snapshot_sha256 IS NOT NULL
+        AND predictions_pruned_at IS NULL
       UNION
       SELECT scoring_snapshot_sha256 FROM scoring.scoring_runs
-      WHERE job = %(job)s AND status = 'published'
+      WHERE job = %(job)s AND status = 'published' AND predictions_pruned_at IS NULL
   )
 ORDER BY as_of

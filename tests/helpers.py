@@ -9,7 +9,7 @@ from pipeline.contracts import Trigger
 from pipeline.spec import JobSpec
 
 
-def query(url: str, text: str, params=()) -> list[tuple]:
+def query(url: str, text: str, params=None) -> list[tuple]:
     """Run one statement and commit; returns its rows (empty for statements without any)."""
     conn = psycopg2.connect(url)
     try:

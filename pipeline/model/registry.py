@@ -19,7 +19,7 @@ from pipeline.model.estimators import trusted_types
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec
 from pipeline.store import db
-from pipeline.store.records import upsert
+from pipeline.store.records import lock_job, upsert
 from pipeline.store.storage import DataRoot
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,8 @@ def save_model(root: DataRoot, folder: str, model, metadata: dict, card: str) ->
     return artifact
 
 
-def load_model(uri: str, sha256: str):
-    """Load an artifact after verifying its sha256; refuses tampered files and untrusted types."""
+def verified_payload(uri: str, sha256: str) -> bytes:
+    """An artifact's bytes, after checking them against the sha256 the registry recorded."""
     root = DataRoot()
     path = root.path_of(uri)
     if not root.exists(path):
@@ -73,6 +73,12 @@ def load_model(uri: str, sha256: str):
             f"refusing to load {uri}: its sha256 is {actual[:16]}..., the registry recorded "
             f"{sha256[:16]}...; the file was modified or replaced"
         )
+    return payload
+
+
+def load_model(uri: str, sha256: str):
+    """Load an artifact after verifying its sha256; refuses tampered files and untrusted types."""
+    payload = verified_payload(uri, sha256)
     untrusted = untrusted_types(payload)
     if untrusted:
         raise ModelIntegrityError(f"refusing to load {uri}: untrusted types {untrusted}")
@@ -117,7 +123,7 @@ def register(
     """
     root = DataRoot()
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"registry:{spec.name}",))
+        lock_job(cur, spec.name)
         cur.execute(
             "SELECT version, status FROM scoring.model_versions WHERE job = %s AND run_id = %s",
             (spec.name, run_id),
@@ -177,3 +183,68 @@ def register(
         )
     log.info("job %s: version %d %s: %s", spec.name, version, status, reason)
     return Decision(version=version, status=status, reason=reason, forced=forced)
+
+
+RETIRED_MARK = "; retired: "
+
+
+def retire_champion(url: str, job: str, reason: str) -> dict:
+    """Retire the job's champion (e.g. its file is missing or tampered) and fall back.
+
+    In one transaction, under the lock `register` takes: the champion becomes `retired` with
+    `; retired: <reason>` appended to its decision_reason, then the newest earlier version that
+    was champion once (and not itself retired by this function) and whose file still verifies
+    (`load_model`) is champion again. When none verifies the job has no champion, and its next
+    run trains one. Returns {"job", "retired": version, "champion": version or None,
+    "skipped": [{"version", "reason"}]}: the earlier versions passed over, and why.
+    """
+    from pipeline.errors import explain_permanent
+
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        lock_job(cur, job)
+        cur.execute(
+            "UPDATE scoring.model_versions SET status = 'retired',"
+            " decision_reason = decision_reason || %s"
+            " WHERE job = %s AND status = 'champion' RETURNING version",
+            (f"{RETIRED_MARK}{reason}", job),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise PipelineError(f"job {job}: there is no champion to retire")
+        retired = row[0]
+        cur.execute(
+            "SELECT version, artifact_uri, artifact_sha256 FROM scoring.model_versions"
+            " WHERE job = %s AND version < %s AND status = 'retired'"
+            " AND promoted_at IS NOT NULL AND strpos(decision_reason, %s) = 0"
+            " ORDER BY version DESC",
+            (job, retired, RETIRED_MARK),
+        )
+        champion_now, skipped = None, []
+        for version, uri, sha256 in cur.fetchall():
+            try:
+                load_model(uri, sha256)
+            except Exception as exc:  # a file that no longer loads is passed over, not fatal
+                if explain_permanent(exc):
+                    raise  # no rights on the data root: every file would look broken
+                skipped.append({"version": version, "reason": f"{type(exc).__name__}: {exc}"})
+                continue
+            cur.execute(
+                "UPDATE scoring.model_versions SET status = 'champion', promoted_at = now(),"
+                " decision_reason = decision_reason || %s WHERE job = %s AND version = %s",
+                (
+                    f"; champion again: v{retired} was retired ({reason}) and this version's "
+                    "file verified",
+                    job,
+                    version,
+                ),
+            )
+            champion_now = version
+            break
+    log.info(
+        "job %s: retired v%d (%s); champion now %s",
+        job,
+        retired,
+        reason,
+        f"v{champion_now}" if champion_now else "none",
+    )
+    return {"job": job, "retired": retired, "champion": champion_now, "skipped": skipped}

@@ -24,11 +24,28 @@ def warehouse() -> str:
 
 
 def cmd_migrate(args) -> int:
+    """The deploy step: migrations, then each job's table and views where missing or changed."""
+    from pipeline.spec import scan_specs
+    from pipeline.stages.publish import ensure_job_objects
     from pipeline.store.migrate import migrate
 
-    applied = migrate(warehouse())
+    url = warehouse()
+    applied = migrate(url)
     print(f"migrations applied: {applied or 'none (up to date)'}")
-    return 0
+    specs, broken = scan_specs(config.jobs_dir())
+    for path, exc in broken.items():
+        print(f"FAIL {path}: {exc}")
+    problems = len(broken)
+    for spec in specs:
+        try:
+            changed = ensure_job_objects(url, spec)
+        except PipelineError as exc:
+            problems += 1
+            print(f"FAIL {spec.name}: {exc}")
+            continue
+        state = "deployed" if changed else "up to date"
+        print(f"ok   {spec.name}: scoring.{spec.latest_view} {state}")
+    return 1 if problems else 0
 
 
 def cmd_seed(args) -> int:
@@ -46,14 +63,15 @@ def demo_tables(customers: int | None) -> dict[str, int]:
 
 
 def cmd_check(args) -> int:
-    """Parse every spec, then check its columns in the warehouse and that its suites exist."""
-    from pipeline.spec import check_columns, load_specs
+    """Check every spec file: it parses, its columns are in the warehouse, its suites exist."""
+    from pipeline.spec import check_columns, scan_specs
     from pipeline.stages.validate import KINDS, read_suite
     from pipeline.store import db
 
     url = warehouse()
-    problems = 0
-    for spec in load_specs(config.jobs_dir()):
+    specs, broken = scan_specs(config.jobs_dir())
+    problems = len(broken)
+    for spec in specs:
         try:
             with db.transaction(url) as conn:
                 check_columns(spec, db.table_columns(conn, spec.source.table))
@@ -64,25 +82,50 @@ def cmd_check(args) -> int:
             print(f"FAIL {spec.name}: {exc}")
             continue
         print(f"ok   {spec.name}: {spec.source.table} -> scoring.{spec.latest_view}")
+    for path, exc in broken.items():
+        print(f"FAIL {path}: {str(exc).removeprefix(f'{path}: ')}")
     return 1 if problems else 0
 
 
 def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> tuple[str, datetime]:
-    """Run one job's DAG through Airflow; returns (state, logical date)."""
+    """Run one job's DAG through Airflow; returns (state, logical date).
+
+    What can be checked before Airflow starts is: the spec, its suites, the cut-off, and that
+    no other run of the job is active.
+    """
     from pipeline.ops import airflow_home
     from pipeline.spec import find_spec
-    from pipeline.stages.run import parse_timestamp
+    from pipeline.stages.run import (
+        check_not_future,
+        end_dead_runs,
+        parse_timestamp,
+        refuse_if_active,
+    )
     from pipeline.stages.validate import KINDS, read_suite
+    from pipeline.store import db
 
-    find_spec(job, config.jobs_dir())  # spec and suite problems surface before Airflow starts
+    find_spec(job, config.jobs_dir())
     for kind in KINDS:
         read_suite(job, kind)
+    logical_date = parse_timestamp(as_of) if as_of else datetime.now(UTC).replace(microsecond=0)
+    check_not_future(logical_date)
+    with db.transaction(warehouse()) as conn, conn.cursor() as cur:
+        end_dead_runs(cur, job, "run command")
+        refuse_if_active(cur, job, "")
     airflow_home.ensure_metadata_db()
+    from sqlalchemy.exc import IntegrityError
+
     from pipeline.orchestration.dags import run_once
 
-    logical_date = parse_timestamp(as_of) if as_of else datetime.now(UTC).replace(microsecond=0)
     conf = {"as_of": as_of, "force_promote": force_promote, "retrain": retrain}
-    state = run_once(job, logical_date, conf)
+    try:
+        state = run_once(job, logical_date, conf)
+    except IntegrityError:
+        raise PipelineError(
+            f"job {job}: another run with logical date {logical_date.isoformat()} is being "
+            "started from this machine; wait for it to end (python -m pipeline runs "
+            f"{job})"
+        ) from None
     return state, logical_date
 
 
@@ -137,11 +180,15 @@ def cmd_psql(args) -> int:
     import os
     import shutil
 
+    from psycopg2.extensions import make_dsn, parse_dsn
+
     from pipeline.ops import embedded
 
-    url = warehouse()
+    params = parse_dsn(warehouse())
+    password = params.pop("password", None)  # in the environment, not on a command line
+    env = {**os.environ, **({"PGPASSWORD": password} if password else {})}
     psql = shutil.which("psql") or str(embedded.bin_dir() / "psql")
-    os.execv(psql, [psql, url])
+    os.execve(psql, [psql, make_dsn(**params)], env)
 
 
 def cmd_reproduce(args) -> int:
@@ -175,13 +222,47 @@ def cmd_lineage(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from pipeline.ops.retention import keep_days, prune_snapshots
+    from pipeline.ops.retention import keep_days, prune_predictions, prune_snapshots
     from pipeline.spec import find_spec
 
     spec = find_spec(args.job, config.jobs_dir())
+    url = warehouse()
+    runs = prune_predictions(url, spec)
+    print(f"{spec.name}: pruned the predictions of {len(runs)} run(s) ({spec.retention})")
     days = args.keep_days if args.keep_days is not None else keep_days()
-    pruned = prune_snapshots(warehouse(), spec.name, days)
+    pruned = prune_snapshots(url, spec.name, days)
     print(f"{spec.name}: pruned {len(pruned)} snapshot(s) older than {days} days")
+    return 0
+
+
+def cmd_retire(args) -> int:
+    """Retire a job's champion; the newest earlier champion whose file verifies takes over."""
+    from pipeline.model.registry import retire_champion
+    from pipeline.spec import find_spec
+
+    spec = find_spec(args.job, config.jobs_dir())
+    result = retire_champion(warehouse(), spec.name, args.reason)
+    print(f"{spec.name}: v{result['retired']} retired ({args.reason})")
+    for passed in result["skipped"]:
+        print(f"{spec.name}: v{passed['version']} passed over: {passed['reason']}")
+    if result["champion"] is None:
+        print(f"{spec.name}: no champion now; the next run trains one")
+    else:
+        print(f"{spec.name}: v{result['champion']} is champion again")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    """The job's latest runs; runs whose process died are marked abandoned first."""
+    from pipeline.stages.run import list_runs
+
+    for run in list_runs(warehouse(), args.job, args.limit):
+        error = (run["error"] or "").splitlines()[0][:120] if run["error"] else ""
+        print(
+            f"{run['run_id']:<44} {run['status']:<10} as_of {run['as_of']:%Y-%m-%d %H:%M}"
+            f"  last report {run['seen']:%Y-%m-%d %H:%M:%S}  rows {run['rows_scored'] or '-'}"
+            + (f"\n    {error}" if error else "")
+        )
     return 0
 
 
@@ -230,24 +311,47 @@ def parser() -> argparse.ArgumentParser:
     c = command("lineage", cmd_lineage, "which data, model and code made a key's prediction")
     c.add_argument("job")
     c.add_argument("key")
-    c = command("prune", cmd_prune, "delete old snapshots nothing kept points to")
+    c = command(
+        "prune",
+        cmd_prune,
+        "delete prediction history beyond the job's retention, and old snapshots nothing kept "
+        "points to",
+    )
     c.add_argument("job")
     c.add_argument("--keep-days", type=int, help="default: SCORING_RETENTION_DAYS or 30")
+    c = command(
+        "retire",
+        cmd_retire,
+        "retire the champion (e.g. its file is missing or tampered) and fall back to the "
+        "previous good version",
+    )
+    c.add_argument("job")
+    c.add_argument(
+        "--reason",
+        default="by python -m pipeline retire, no reason given",
+        help="why; appended to the champion's decision_reason",
+    )
+    c = command("runs", cmd_runs, "list a job's latest runs; mark dead ones abandoned")
+    c.add_argument("job")
+    c.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     command("psql", cmd_psql, "open psql on the warehouse")
     command("stop-db", cmd_stop_db, "stop the embedded Postgres")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.store.db import install_redaction, redact
+
     args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_redaction()
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)  # libraries stay at WARNING
     try:
         return args.fn(args)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -51,6 +51,11 @@ def find_run(url: str, job: str, run: str) -> dict:
     row = db.fetch_one(url, query, params)
     if row is None:
         raise PipelineError(f"job {job}: no published run {run!r} in scoring.scoring_runs")
+    if row["predictions_pruned_at"]:
+        raise PipelineError(
+            f"job {job}: the predictions of run {row['run_id']} were pruned on "
+            f"{row['predictions_pruned_at']:%Y-%m-%d} (the job's retention): nothing to compare"
+        )
     return row
 
 

@@ -16,7 +16,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from pipeline import flow
 from pipeline.config import jobs_dir, warehouse_url
 from pipeline.contracts import Trigger
-from pipeline.errors import ConfigError, PipelineError, StageSkipped
+from pipeline.errors import ConfigError, PipelineError, StageSkipped, explain_permanent
 from pipeline.spec import JobSpec, load_spec, spec_paths
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ def trigger_of(context, job: str, spec_path: str) -> Trigger:
 @task(multiple_outputs=False)
 def stage_task(stage: str, job: str, spec_path: str, inputs: dict, item=None):
     """Run one stage of `pipeline.flow`; predictable errors fail at once and mark the run."""
+    from pipeline.store.db import install_redaction, redact
+
+    install_redaction()
     context = get_current_context()
     ti = context["ti"]
     step = flow.BY_NAME[stage]
@@ -77,8 +80,12 @@ def stage_task(stage: str, job: str, spec_path: str, inputs: dict, item=None):
             record_failure(job, context["run_id"], f"{ti.task_id}: {exc}")
         if isinstance(exc, ConfigError):
             raise
-        raise AirflowFailException(str(exc)) from None
+        raise AirflowFailException(redact(str(exc))) from None
     except Exception as exc:
+        permanent = explain_permanent(exc)  # no retry fixes rights, read-only storage, no table
+        if permanent:
+            record_failure(job, context["run_id"], f"{ti.task_id}: {permanent}")
+            raise AirflowFailException(redact(permanent)) from None
         if ti.try_number > ti.max_tries:
             record_failure(job, context["run_id"], f"{ti.task_id}: {type(exc).__name__}: {exc}")
         raise
@@ -89,7 +96,7 @@ def record_failure(job: str, run_id: str, error: str) -> None:
 
     try:
         mark_failed(warehouse_url(airflow_warehouse), job, run_id, error)
-    except PipelineError:
+    except Exception:  # e.g. the login lacks rights on scoring.scoring_runs too
         log.exception("could not record the failure of run %s", run_id)
 
 

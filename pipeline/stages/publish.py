@@ -5,6 +5,7 @@ transaction commits they keep seeing the previous one, never a half-written run.
 the same run replaces its rows, so nothing is ever duplicated.
 """
 
+import hashlib
 import io
 import logging
 import queue
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from psycopg2 import sql
+from psycopg2 import errors, sql
 
 from pipeline.contracts import (
     Context,
@@ -29,11 +30,13 @@ from pipeline.contracts import (
     Validation,
 )
 from pipeline.errors import PipelineError
+from pipeline.ops.retention import prune_predictions
 from pipeline.progress import Progress
 from pipeline.provenance import code_version
 from pipeline.spec import JobSpec
 from pipeline.store import db
-from pipeline.store.records import upsert
+from pipeline.store.migrate import can_act_as_owner
+from pipeline.store.records import lock_job, upsert
 from pipeline.store.storage import DataRoot
 
 log = logging.getLogger(__name__)
@@ -49,26 +52,76 @@ KEY_TYPES = {
 }
 COPY_COLUMNS = ("run_id", "key", "score", "label", "model_version", "as_of", "scored_at")
 BATCH_ROWS = 25_000  # rows per CSV chunk: 100k held ~80 MiB more in flight, no faster
+DDL_LOCK_TIMEOUT = "5s"
 PREFETCH = 4  # CSV chunks made ahead of COPY: enough to keep Postgres busy, little memory
 
 
-def ensure_job_objects(cur, spec: JobSpec, key_pg_type: str) -> None:
-    """Create the job's predictions table and latest view from sql/job_objects.sql."""
+def render_job_objects(conn, spec: JobSpec, key_pg_type: str) -> str:
+    """The job's predictions table, views and grants (sql/job_objects.sql) as SQL text."""
     if key_pg_type not in KEY_TYPES:
         raise PipelineError(
             f"job {spec.name}: key column {spec.source.key} has type {key_pg_type!r}; "
             f"supported key types: {sorted(KEY_TYPES)}"
         )
-    template = db.read_sql_file("job_objects.sql")
-    cur.execute(
-        sql.SQL(template).format(
+    return (
+        sql.SQL(db.read_sql_file("job_objects.sql"))
+        .format(
             predictions=db.scoring_ident(spec.predictions_table),
             latest=db.scoring_ident(spec.latest_view),
             lineage=db.scoring_ident(spec.lineage_view),
             job=sql.Literal(spec.name),
             key_type=sql.SQL(KEY_TYPES[key_pg_type]),
         )
+        .as_string(conn)
     )
+
+
+def ensure_job_objects(url: str, spec: JobSpec) -> bool:
+    """Create or update the job's table and views, only when missing or changed; True if it did.
+
+    A deploy (`python -m pipeline migrate`) does this as the owner. A run checks it, reading
+    only; it creates them itself only when its login may act as scoring_owner (a
+    single-user setup such as the demo). Nothing waits more than DDL_LOCK_TIMEOUT for a lock.
+    """
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        key_type = db.table_columns(conn, spec.source.table)[spec.source.key]
+        text = render_job_objects(conn, spec, key_type)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        cur.execute("SELECT objects_sha256 FROM scoring.jobs WHERE job = %s", (spec.name,))
+        row = cur.fetchone()
+        present = db.relation_exists(conn, f"scoring.{spec.latest_view}")
+        if row and row[0] == digest and present:
+            return False
+        if not can_act_as_owner(cur):
+            state = "out of date" if present else "missing"
+            raise PipelineError(
+                f"job {spec.name}: its table and views in schema scoring are {state}, and this "
+                "login may not create them (no DDL at run time). Deploy them: run "
+                "`python -m pipeline migrate` as a member of scoring_owner (README 'Roles')"
+            )
+        cur.execute("SET LOCAL lock_timeout = %s", (DDL_LOCK_TIMEOUT,))
+        cur.execute("SET LOCAL ROLE scoring_owner")
+        try:
+            cur.execute(text)
+        except errors.LockNotAvailable:
+            raise PipelineError(
+                f"job {spec.name}: could not update its views within {DDL_LOCK_TIMEOUT}: a "
+                "session holds a lock on them; nothing was changed, try again"
+            ) from None
+        cur.execute("RESET ROLE")
+        upsert(
+            cur,
+            "jobs",
+            {
+                "job": spec.name,
+                "objects_sha256": digest,
+                "key_type": key_type,
+                "deployed_at": datetime.now(UTC),
+            },
+            key=("job",),
+        )
+    log.info("job %s: deployed its table and views in schema scoring", spec.name)
+    return True
 
 
 def publish(
@@ -103,7 +156,9 @@ def publish(
             "score": max((p.seconds for p in parts), default=0.0),
         },
     )
-    return publish_run(ctx.url, ctx.spec, ctx.run, parts, record)
+    published = publish_run(ctx.url, ctx.spec, ctx.run, parts, record)
+    prune_predictions(ctx.url, ctx.spec)
+    return published
 
 
 def publish_run(
@@ -119,10 +174,9 @@ def publish_run(
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
         table, sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
     )
+    ensure_job_objects(url, spec)
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"publish:{spec.name}",))
-        key_type = db.table_columns(conn, spec.source.table)[spec.source.key]
-        ensure_job_objects(cur, spec, key_type)
+        lock_job(cur, spec.name)
         cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(table), (run.run_id,))
         if cur.rowcount:
             log.info("re-publishing run %s: replaced %d earlier rows", run.run_id, cur.rowcount)

@@ -11,7 +11,7 @@ from pipeline.contracts import (
     ServingModel,
     plain_json,
 )
-from pipeline.errors import PipelineError, StageSkipped
+from pipeline.errors import ModelIntegrityError, PipelineError, StageSkipped
 from pipeline.model import fitting, registry
 from pipeline.model.card import model_card
 from pipeline.provenance import code_version, library_versions
@@ -30,9 +30,15 @@ def train(ctx: Context, decision: RetrainDecision, manifest: Manifest) -> Candid
 
 
 def register(ctx: Context, candidate: Candidate | None) -> ServingModel:
-    """The model to score with: the gate's verdict on this run's candidate, else the champion."""
+    """The model to score with: the gate's verdict on this run's candidate, else the champion
+    (its file checked here, so a broken one stops the run with the ways out)."""
     if candidate is None:
-        return serving_model(ctx.url, ctx.spec)
+        serving = serving_model(ctx.url, ctx.spec)
+        try:
+            registry.verified_payload(serving.artifact_uri, serving.artifact_sha256)
+        except ModelIntegrityError as exc:
+            raise broken_champion(ctx.spec, serving.to_json(), exc) from exc
+        return serving
     return gate(ctx.url, ctx.spec, candidate, ctx.run.run_id, ctx.run.force_promote)
 
 
@@ -105,27 +111,46 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
     if current and current["run_id"] == run_id:  # a re-run: judge against the champion it replaced
         previous = current["champion_version"]
         current = registry.fetch_version(url, spec.name, version=previous) if previous else None
-    champion_metrics = None
+    champion_metrics, unloadable = None, False
     if current is None:
         promote, reason = True, "first model for this job: promoted as champion"
     else:
-        champion_model = registry.load_model(current["artifact_uri"], current["artifact_sha256"])
-        frame = read_snapshot(load_manifest(candidate.training_snapshot_uri))
-        _, _, x_hold, y_hold = fitting.split(frame, spec)
-        champion_metrics = fitting.evaluate(champion_model, x_hold, y_hold, spec.task)
-        promote, reason = fitting.beats(spec, candidate.metrics, champion_metrics)
-        reason = (
-            f"{'promoted' if promote else 'kept champion v' + str(current['version'])}: {reason}"
-        )
+        try:
+            champion_model = registry.load_model(
+                current["artifact_uri"], current["artifact_sha256"]
+            )
+        except ModelIntegrityError as exc:
+            if not force_promote:
+                raise broken_champion(spec, current, exc) from exc
+            unloadable = True
+            promote, reason = False, f"champion v{current['version']} could not be loaded: {exc}"
+        else:
+            frame = read_snapshot(load_manifest(candidate.training_snapshot_uri))
+            _, _, x_hold, y_hold = fitting.split(frame, spec)
+            champion_metrics = fitting.evaluate(champion_model, x_hold, y_hold, spec.task)
+            promote, reason = fitting.beats(spec, candidate.metrics, champion_metrics)
+            verdict = "promoted" if promote else f"kept champion v{current['version']}"
+            reason = f"{verdict}: {reason}"
     forced = force_promote and not promote
     if forced:
-        promote, reason = True, f"force_promote set at trigger time; the gate said: {reason}"
+        said = reason if unloadable else f"the gate said: {reason}"
+        promote, reason = True, f"force_promote set at trigger time; {said}"
     decision = registry.register(
         url, spec, run_id, candidate, champion_metrics, current, promote, reason, forced
     )
     serving = serving_model(url, spec)
     return ServingModel.from_json(
         {**serving.to_json(), "decision": decision.to_json(), "train_seconds": candidate.seconds}
+    )
+
+
+def broken_champion(spec: JobSpec, current: dict, exc: ModelIntegrityError) -> ModelIntegrityError:
+    """The gate cannot judge against a champion whose file fails verification: the ways out."""
+    return ModelIntegrityError(
+        f"job {spec.name}: the champion v{current['version']}'s model file is missing or modified "
+        f"({exc}); either retire it and fall back to the previous good version with "
+        f"`python -m pipeline retire {spec.name}`, or replace it with a new candidate with "
+        f"`python -m pipeline run {spec.name} --force-promote --retrain always`"
     )
 
 

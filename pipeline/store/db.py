@@ -1,6 +1,7 @@
 """Connections and safe SQL building: identifiers are quoted, values are bound."""
 
 import logging
+import re
 from contextlib import contextmanager
 
 import psycopg2
@@ -19,8 +20,9 @@ def connect(url: str):
     """A psycopg2 connection; the error names the host, never the password."""
     try:
         return psycopg2.connect(url, application_name="nightly-scoring")
-    except psycopg2.OperationalError as exc:
-        raise ConfigError(f"cannot connect to the warehouse ({redact(url)}): {exc}") from None
+    except (psycopg2.OperationalError, psycopg2.ProgrammingError) as exc:  # refused / invalid dsn
+        detail = f"({redact(url)}): {redact(str(exc).strip())}"
+        raise ConfigError(f"cannot connect to the warehouse {detail}") from None
 
 
 @contextmanager
@@ -34,15 +36,45 @@ def transaction(url: str):
         conn.close()
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced, for logs and errors."""
-    from urllib.parse import urlsplit, urlunsplit
+# scheme://user:PASSWORD@host — up to the last "@" before the path, as a password may hold "@".
+_URL_PASSWORD = re.compile(r"(://[^\s:/@]*:)[^\s/]+(?=@)")
+# password=... (libpq key=value, URL query; also sslpassword, PGPASSWORD, passwd, pwd), quoted
+# or bare; a bare value ends at whitespace or at an "&" that starts the next query parameter.
+# "password": "..." is the JSON of an Airflow connection's extra, also percent-encoded (%22).
+# An existing mask *** is kept as is, so that redacting twice keeps "password=***)" intact.
+_KEY_PASSWORD = re.compile(
+    r"""( (?:password|passwd|pwd)\s*=\s*
+        | (?:"|%22)(?:password|passwd|pwd)(?:"|%22)\s*(?::|%3A)(?:\s|\+|%20)* )
+        ( \*\*\*(?=[^\w*]|$)
+        | '(?:[^'\\]|\\.)*(?:'|$) | "(?:[^"\\]|\\.)*(?:"|$) | %22.*?(?:(?<!%5C)%22|$)
+        | (?:[^\s&]|&(?!\w+=))+ )""",
+    re.IGNORECASE | re.VERBOSE,
+)
 
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
+
+def redact(text: str) -> str:
+    """`text` (a URL, a libpq DSN, an error quoting them...) with every password as `***`."""
+    text = _URL_PASSWORD.sub(r"\1***", text)
+    return _KEY_PASSWORD.sub(r"\1***", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Passes every record, with passwords masked in its message and traceback text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def install_redaction() -> None:
+    """Mask passwords in whatever the root logger's handlers write (the CLI, Airflow tasks)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def table_ident(qualified_name: str) -> sql.Identifier:
@@ -56,12 +88,19 @@ def scoring_ident(name: str) -> sql.Identifier:
 
 
 def table_columns(conn, qualified_name: str) -> dict[str, str]:
-    """Column name -> Postgres data type, in table order; a clear error if the table is missing."""
+    """Column name -> Postgres data type, in table order; a clear error if the table is missing.
+
+    Read from the catalog, which any login sees: the owner deploying a job's objects needs its
+    key's type without being allowed to read the rows.
+    """
     schema, table = qualified_name.split(".")
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute AS a"
+            " JOIN pg_class AS c ON c.oid = a.attrelid"
+            " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped"
+            " ORDER BY a.attnum",
             (schema, table),
         )
         rows = cur.fetchall()

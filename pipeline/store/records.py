@@ -33,3 +33,11 @@ def upsert(cur, table: str, row: dict, key: tuple[str, ...], returning: str | No
         query += sql.SQL(" RETURNING {}").format(sql.Identifier(returning))
     cur.execute(query, values)
     return cur.fetchone()[0] if returning else None
+
+
+def lock_job(cur, job: str) -> None:
+    """Hold the job's row of scoring.jobs until the transaction ends: publishes and registers
+    of one job take turns. A row lock needs UPDATE, which readers lack, so unlike an advisory
+    lock no analyst session can take it and hold a run up."""
+    cur.execute("INSERT INTO scoring.jobs (job) VALUES (%s) ON CONFLICT DO NOTHING", (job,))
+    cur.execute("SELECT 1 FROM scoring.jobs WHERE job = %s FOR UPDATE", (job,))

@@ -87,6 +87,18 @@ class DataRoot:
                 digest.update(chunk)
         return digest.hexdigest()
 
+    def remove_incoming(self, *parts: str) -> list[str]:
+        """Delete `.incoming-*` files (writes a dead process left unfinished) under a folder."""
+        selector = pafs.FileSelector(self.path(*parts), recursive=True, allow_not_found=True)
+        doomed = [
+            info.path
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File and info.base_name.startswith(".incoming-")
+        ]
+        for path in doomed:
+            self.fs.delete_file(path)
+        return doomed
+
     def delete_dir(self, path: str) -> None:
         if self.exists(path):
             self.fs.delete_dir(path)

@@ -88,16 +88,33 @@ def test_a_run_without_retraining_skips_train_and_scores_with_the_champion(small
     )
     assert runs == [("published", 1, False, ROWS), ("published", 1, True, ROWS)]
     assert query(url, "SELECT count(*) FROM scoring.model_versions")[0][0] == 1
-    states = task_states("customer_churn", datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
-    assert states["train"] == "skipped"
-    assert {states[t] for t in ("register", "score", "publish", "monitor")} == {"success"}
+    tries = task_tries("customer_churn", datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
+    assert tries["train"][0] == "skipped"
+    assert {tries[t][0] for t in ("register", "score", "publish", "monitor")} == {"success"}
 
 
-def task_states(dag_id: str, logical_date: datetime) -> dict[str, str]:
-    """Task id -> state of the DAG run at `logical_date`, from Airflow's metadata DB."""
+def test_an_error_no_retry_can_fix_fails_at_once_with_one_message(small_churn, monkeypatch):
+    """A data root nothing may write to: one attempt, one clear error, not three tracebacks."""
+    url = small_churn
+    monkeypatch.setenv("SCORING_DATA_ROOT", "/sys/scoring-data")  # EPERM, even for root
+    logical_date = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+    assert run(logical_date) == "failed"
+
+    tries = task_tries("customer_churn", logical_date)
+    assert tries["snapshot_training"] == ("failed", 1)
+    status, error = query(url, "SELECT status, error FROM scoring.scoring_runs")[0]
+    assert status == "failed"
+    assert "/sys/scoring-data" in error and "SCORING_DATA_ROOT" in error
+
+
+def task_tries(dag_id: str, logical_date: datetime) -> dict[str, tuple[str, int]]:
+    """Task id -> (state, attempts) of the DAG run at `logical_date`."""
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
     with create_session() as session:
         dag_run = session.query(DagRun).filter_by(dag_id=dag_id, logical_date=logical_date).one()
-        return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
+        return {
+            ti.task_id: (str(ti.state), ti.try_number)
+            for ti in dag_run.get_task_instances(session=session)
+        }

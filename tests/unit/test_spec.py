@@ -1,12 +1,13 @@
 """Job specs: good ones parse, bad ones fail naming the file and the key."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline.errors import SpecError
-from pipeline.spec import check_columns, load_spec, load_specs
+from pipeline.spec import check_columns, find_spec, load_spec, load_specs, scan_specs
 
 JOBS = Path(__file__).resolve().parents[2] / "dags" / "jobs"
 
@@ -91,6 +92,69 @@ def test_duplicate_job_names_are_rejected(tmp_path):
         (tmp_path / f"{stem}.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(SpecError, match="job 'same' is defined twice"):
         load_specs(tmp_path)
+
+
+def test_the_duplicate_file_is_the_one_reported(tmp_path):
+    for stem in ("a", "b"):
+        raw = yaml.safe_load((JOBS / "delivery_delay.yaml").read_text())
+        raw["name"] = "same"
+        (tmp_path / f"{stem}.yaml").write_text(yaml.safe_dump(raw))
+    specs, problems = scan_specs(tmp_path)
+    assert [s.path for s in specs] == [str(tmp_path / "a.yaml")]
+    assert list(problems) == [tmp_path / "b.yaml"]
+    with pytest.raises(SpecError, match=r"b\.yaml: name: job 'same' is defined twice"):
+        find_spec("same", tmp_path)
+
+
+@pytest.fixture
+def jobs_with_broken(tmp_path) -> Path:
+    """The shipped specs, plus one file that is not YAML and one with an unknown key."""
+    for path in JOBS.glob("*.yaml"):
+        shutil.copy(path, tmp_path)
+    (tmp_path / "broken_yaml.yaml").write_text("source: [unclosed\n")
+    raw = yaml.safe_load((JOBS / "delivery_delay.yaml").read_text())
+    raw |= {"name": "typo_job", "sourse": {"table": "a.b"}}
+    (tmp_path / "invalid_spec.yaml").write_text(yaml.safe_dump(raw))
+    return tmp_path
+
+
+def test_a_broken_file_does_not_hide_the_good_specs(jobs_with_broken):
+    assert find_spec("customer_churn", jobs_with_broken).path == str(
+        jobs_with_broken / "customer_churn.yaml"
+    )
+    specs, problems = scan_specs(jobs_with_broken)
+    assert {s.name for s in specs} == {"customer_churn", "delivery_delay"}
+    assert {p.name for p in problems} == {"broken_yaml.yaml", "invalid_spec.yaml"}
+    assert "broken_yaml.yaml: not valid YAML" in str(
+        problems[jobs_with_broken / "broken_yaml.yaml"]
+    )
+    assert "sourse: unknown key" in str(problems[jobs_with_broken / "invalid_spec.yaml"])
+    with pytest.raises(SpecError) as err:
+        load_specs(jobs_with_broken)
+    assert "broken_yaml.yaml: not valid YAML" in str(err.value)
+    assert "invalid_spec.yaml: invalid job spec" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("job", "fragment"),
+    [
+        ("broken_yaml", r"broken_yaml\.yaml: not valid YAML"),  # by file stem
+        ("invalid_spec", r"invalid_spec\.yaml: invalid job spec"),  # by file stem
+        ("typo_job", r"invalid_spec\.yaml: invalid job spec"),  # by its name: key
+    ],
+)
+def test_a_broken_job_raises_its_own_files_error(jobs_with_broken, job, fragment):
+    with pytest.raises(SpecError, match=fragment):
+        find_spec(job, jobs_with_broken)
+
+
+def test_an_unknown_job_lists_known_jobs_and_broken_files(jobs_with_broken):
+    with pytest.raises(SpecError) as err:
+        find_spec("nope", jobs_with_broken)
+    message = str(err.value)
+    assert "no job named 'nope'" in message
+    assert "known jobs: ['customer_churn', 'delivery_delay']" in message
+    assert "broken_yaml.yaml" in message and "invalid_spec.yaml" in message
 
 
 def test_missing_column_names_the_key():
