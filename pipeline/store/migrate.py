@@ -15,6 +15,7 @@ from pipeline.store.db import SQL_DIR, read_sql_file, relation_exists, transacti
 log = logging.getLogger(__name__)
 
 LOCK_ID = 7_203_311  # advisory lock: concurrent migrators wait for each other
+LOCK_TIMEOUT = "10s"  # a migration never queues readers behind it for longer
 OWNER = "scoring_owner"
 
 
@@ -54,12 +55,18 @@ def migrate(url: str) -> list[str]:
             f"cannot migrate the scoring schema as this login: {exc.diag.message_primary}. "
             f"Run `python -m pipeline migrate` as a member of {OWNER} (README 'Roles')"
         ) from None
+    except errors.LockNotAvailable:
+        raise ConfigError(
+            f"migrate waited {LOCK_TIMEOUT} for a table another session holds (an analyst's "
+            "open transaction, or a run); nothing was applied: try again"
+        ) from None
 
 
 def apply_pending(url: str) -> list[str]:
     applied_now = []
     with transaction(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        cur.execute("SET LOCAL lock_timeout = %s", (LOCK_TIMEOUT,))
         cur.execute("CREATE SCHEMA IF NOT EXISTS scoring")
         cur.execute(
             "CREATE TABLE IF NOT EXISTS scoring.schema_migrations ("

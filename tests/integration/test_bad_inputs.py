@@ -53,7 +53,7 @@ CRITICAL = {
         ["expect_table_row_count_to_be_between; observed 0"],
     ),
     "table shrank by 90%": (
-        ["DELETE FROM demo.customers WHERE customer_id %% 10 <> 0"],
+        ["DELETE FROM demo.customers WHERE customer_id % 10 <> 0"],
         DataValidationError,
         ["expect_table_row_count_to_be_between; observed 265", "'min_value': 1350"],
     ),

@@ -153,7 +153,7 @@ def test_a_backfill_for_an_earlier_date_excludes_rows_updated_after_it(deliverie
 
     keys = query(
         url,
-        "SELECT count(*), count(*) FILTER (WHERE key %% 10 = 0), min(as_of)"
+        "SELECT count(*), count(*) FILTER (WHERE key % 10 = 0), min(as_of)"
         " FROM scoring.delivery_delay_predictions WHERE run_id = 'backfill-2026-08-01'",
     )[0]
     assert len(later) == 300

@@ -9,6 +9,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
@@ -32,9 +33,10 @@ def deliveries(warehouse, jobs):
     return warehouse, load_spec(jobs / "delivery_delay.yaml")
 
 
-def reader_session(url: str):
-    """An analyst's connection: scoring_reader, one open transaction."""
+def reader_session(url: str, autocommit: bool = False):
+    """An analyst's connection as scoring_reader: one open transaction, or one per query."""
     conn = psycopg2.connect(url)
+    conn.autocommit = autocommit
     with conn.cursor() as cur:
         cur.execute("SET ROLE scoring_reader")
     return conn
@@ -52,29 +54,32 @@ def test_analysts_holding_locks_never_delay_a_publish_nor_each_other(deliveries)
         cur.execute("SELECT pg_advisory_lock(hashtext('publish:delivery_delay'))")
         cur.execute("SELECT pg_advisory_lock(hashtext('registry:delivery_delay'))")
 
-    lock_waits, reader_errors, stop = [], [], threading.Event()
+    lock_waits, reader_errors, reads, samples, stop = [], [], [], [], threading.Event()
 
     def watch() -> None:
         """Any backend of the pipeline waiting on a lock, sampled every 20 ms."""
-        with psycopg2.connect(url) as conn, conn.cursor() as cur:
-            conn.autocommit = True
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
             while not stop.is_set():
                 cur.execute(
                     "SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                     " AND application_name = 'nightly-scoring'"
                 )
                 lock_waits.extend(row[0] for row in cur.fetchall())
+                samples.append(1)
                 time.sleep(0.02)
+        conn.close()
 
     def read() -> None:
         """A second analyst querying throughout, each query allowed one second."""
-        conn = reader_session(url)
-        conn.autocommit = True
+        conn = reader_session(url, autocommit=True)
         with conn.cursor() as cur:
             cur.execute("SET statement_timeout = '1s'")
             while not stop.is_set():
                 try:
                     cur.execute("SELECT count(*) FROM scoring.delivery_delay_latest")
+                    reads.append(cur.fetchone()[0])
                 except psycopg2.Error as exc:
                     reader_errors.append(str(exc))
                 time.sleep(0.02)
@@ -95,6 +100,9 @@ def test_analysts_holding_locks_never_delay_a_publish_nor_each_other(deliveries)
 
     assert second["publish"]["rows"] > 0
     assert lock_waits == [] and reader_errors == [], (lock_waits, reader_errors, seconds)
+    assert (
+        len(samples) > 10 and len(reads) > 10 and set(reads) == {second["publish"]["rows"]}
+    )  # never a half run
     latest = query(url, "SELECT DISTINCT run_id FROM scoring.delivery_delay_latest")
     assert latest == [("run-2",)]
 
@@ -216,3 +224,22 @@ def test_no_password_form_reaches_the_output_of_a_failing_command(url, jobs):
     assert done.returncode == 2
     assert "cannot connect to the warehouse" in done.stderr
     assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_a_failing_run_with_a_password_in_its_url_leaves_it_nowhere(deliveries, caplog):
+    """Logs, run records and files of a run that fails validation hold no password."""
+    url, spec = deliveries
+    parts = urlsplit(url)
+    netloc = f"{parts.username or 'postgres'}:hunter2@{parts.netloc.rsplit('@', 1)[-1]}"
+    query_string = "&".join(filter(None, [parts.query, "password=hunter2"]))
+    secret_url = urlunsplit(parts._replace(netloc=netloc, query=query_string))
+    query(url, "UPDATE demo.deliveries SET distance_km = 'Infinity' WHERE delivery_id <= 5")
+    with caplog.at_level("DEBUG"), pytest.raises(PipelineError, match="critical"):
+        run_stages(secret_url, spec, demo_as_of(), "failing-run")
+
+    assert "hunter2" not in caplog.text
+    records = query(url, "SELECT row_to_json(r)::text FROM scoring.scoring_runs r")
+    assert records and all("hunter2" not in text for (text,) in records)
+    root = Path(os.environ["SCORING_DATA_ROOT"])
+    written = [p for p in root.rglob("*") if p.is_file()]
+    assert written and all(b"hunter2" not in p.read_bytes() for p in written)

@@ -85,20 +85,21 @@ def test_yaml_syntax_error_names_file(tmp_path):
         load_spec(path)
 
 
-def test_duplicate_job_names_are_rejected(tmp_path):
+def write_two_specs_named_same(folder: Path) -> None:
     for stem in ("a", "b"):
         raw = yaml.safe_load((JOBS / "delivery_delay.yaml").read_text())
         raw["name"] = "same"
-        (tmp_path / f"{stem}.yaml").write_text(yaml.safe_dump(raw))
+        (folder / f"{stem}.yaml").write_text(yaml.safe_dump(raw))
+
+
+def test_duplicate_job_names_are_rejected(tmp_path):
+    write_two_specs_named_same(tmp_path)
     with pytest.raises(SpecError, match="job 'same' is defined twice"):
         load_specs(tmp_path)
 
 
 def test_the_duplicate_file_is_the_one_reported(tmp_path):
-    for stem in ("a", "b"):
-        raw = yaml.safe_load((JOBS / "delivery_delay.yaml").read_text())
-        raw["name"] = "same"
-        (tmp_path / f"{stem}.yaml").write_text(yaml.safe_dump(raw))
+    write_two_specs_named_same(tmp_path)
     specs, problems = scan_specs(tmp_path)
     assert [s.path for s in specs] == [str(tmp_path / "a.yaml")]
     assert list(problems) == [tmp_path / "b.yaml"]
