@@ -46,6 +46,7 @@ class Stage:
     many: bool = False  # returns a list of `returns`
     expand: str | None = None  # runs once per item of that stage's list, in parallel
     may_skip: bool = False  # may raise StageSkipped: downstream stages then get None
+    refreshes_latest: bool = False  # its success means new rows in scoring.<job>_latest
 
     def function(self) -> Callable:
         module, _, name = self.target.partition(":")
@@ -122,6 +123,7 @@ STAGES: tuple[Stage, ...] = (
             "register",
             "score",
         ),
+        refreshes_latest=True,
     ),
     Stage(
         "monitor",

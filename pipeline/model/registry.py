@@ -11,8 +11,6 @@ import warnings
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-import skops.io as sio
-
 from pipeline.contracts import Candidate, Decision
 from pipeline.errors import ModelIntegrityError, PipelineError
 from pipeline.model.estimators import trusted_types
@@ -30,22 +28,39 @@ ARTIFACT = "model.skops"
 
 @contextmanager
 def quiet_skops():
-    """skops looks up every loaded module's attributes, which trips Airflow's deprecation shims."""
+    """Silence the warnings skops' module walk (`skops.io._utils.whichmodule`) sets off.
+
+    To name an object without `__module__` (a scipy ufunc), skops reads that name from every
+    loaded module: it does so for all of scipy.special when skops.io is imported, and again
+    when a model is saved. In an Airflow task that trips Airflow's deprecation shims (e.g.
+    `airflow.utils.timezone.*`), each raising a `DeprecatedImportWarning` (a FutureWarning,
+    not a DeprecationWarning): about 1,160 log lines per task. Only FutureWarnings raised in
+    skops.io._utils, where the walk is, are dropped.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils$")
         yield
+
+
+def skops_io():
+    """skops.io, imported under `quiet_skops` (importing it runs the module walk)."""
+    with quiet_skops():
+        import skops.io
+
+    return skops.io
 
 
 def untrusted_types(payload: bytes) -> list[str]:
     """Types in a skops payload outside skops' defaults and `TRUSTED_TYPES`."""
     with quiet_skops():
-        return sorted(set(sio.get_untrusted_types(data=payload)) - set(TRUSTED_TYPES))
+        return sorted(set(skops_io().get_untrusted_types(data=payload)) - set(TRUSTED_TYPES))
 
 
 def save_model(root: DataRoot, folder: str, model, metadata: dict, card: str) -> dict:
     """Write model.skops, metadata.json and MODEL_CARD.md; returns the artifact's uri and sha256."""
     with quiet_skops():
-        payload = sio.dumps(model)
+        payload = skops_io().dumps(model)
     untrusted = untrusted_types(payload)
     if untrusted:
         raise ModelIntegrityError(
@@ -83,7 +98,7 @@ def load_model(uri: str, sha256: str):
     if untrusted:
         raise ModelIntegrityError(f"refusing to load {uri}: untrusted types {untrusted}")
     with quiet_skops():
-        return sio.load(io.BytesIO(payload), trusted=TRUSTED_TYPES)
+        return skops_io().load(io.BytesIO(payload), trusted=TRUSTED_TYPES)
 
 
 def champion(url: str, job: str) -> dict | None:

@@ -1,11 +1,13 @@
-"""A local Airflow for `python -m pipeline run|demo`: settings first, then the metadata DB.
+"""A local Airflow home (`.airflow/`): its airflow.cfg, then the metadata DB.
 
-Only environment variables are set here; Airflow itself is imported after, by the caller.
-Anything already set in the environment (a real deployment's settings) wins.
+Used by `python -m pipeline run|demo` and by `make airflow`. Airflow itself is imported after,
+by the caller. Anything already set in the environment (a real deployment's settings) wins.
 """
 
+import configparser
 import logging
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -15,26 +17,77 @@ from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "AIRFLOW_HOME": str(PROJECT_ROOT / ".airflow"),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__PARALLELISM": "4",
-    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-    "GX_ANALYTICS_ENABLED": "False",
-}
+DEFAULT_HOME = PROJECT_ROOT / ".airflow"
+PASSWORDS_FILE = "passwords.json"
 
 
-def configure() -> Path:
-    """Point Airflow at this project's DAGs and a local home; returns AIRFLOW_HOME."""
-    for name, value in DEFAULTS.items():
+def settings(home: Path, executor: str, port: int, paused: bool) -> dict[str, dict[str, str]]:
+    """The project's Airflow settings, by airflow.cfg section."""
+    redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+    return {
+        "core": {
+            "dags_folder": str(PROJECT_ROOT / "dags"),
+            "load_examples": "False",
+            "executor": executor,
+            "parallelism": "4",  # 2 cores: a few tasks at once, not 32 worker processes
+            "dags_are_paused_at_creation": str(paused),
+            "simple_auth_manager_users": "admin:admin",
+            "simple_auth_manager_passwords_file": str(home / PASSWORDS_FILE),
+            "hostname_callable": "pipeline.orchestration.workers.hostname",
+            "execution_api_server_url": f"http://127.0.0.1:{port}/execution/",
+        },
+        "api": {
+            "host": "127.0.0.1",
+            "port": str(port),
+            "workers": "1",
+            "base_url": f"http://127.0.0.1:{port}",
+        },
+        "api_auth": {"jwt_secret": jwt_secret(home)},
+        "dag_processor": {"refresh_interval": "30"},
+        "celery": {
+            "broker_url": f"{redis}/0",
+            "result_backend": f"{redis}/1",
+            "worker_concurrency": "1",
+        },
+    }
+
+
+def as_env(sections: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Settings as Airflow's environment variables (`AIRFLOW__SECTION__KEY`)."""
+    return {
+        f"AIRFLOW__{section.upper()}__{key.upper()}": value
+        for section, values in sections.items()
+        for key, value in values.items()
+    }
+
+
+def jwt_secret(home: Path) -> str:
+    """One secret every process of this home signs and checks task tokens with."""
+    path = home / "jwt_secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text()
+
+
+def configure(executor: str = "LocalExecutor", port: int = 8080, paused: bool = True) -> Path:
+    """Write the home's airflow.cfg with the project's settings and export them; returns the
+    home. A setting already in the environment (a real deployment's) wins."""
+    os.environ.setdefault("AIRFLOW_HOME", str(DEFAULT_HOME))
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    sections = settings(home, executor, port, paused)
+    config = configparser.ConfigParser(interpolation=None)
+    config.read_dict(sections)
+    with open(home / "airflow.cfg", "w") as out:
+        out.write("# Written by pipeline.ops.airflow_home: the project's settings.\n")
+        config.write(out)
+    for name, value in as_env(sections).items():
         os.environ.setdefault(name, value)
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if paths[:1] != [str(PROJECT_ROOT)]:  # task processes import this project's `pipeline`
         os.environ["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *paths])
-    home = Path(os.environ["AIRFLOW_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
     return home
 
 

@@ -141,16 +141,22 @@ def cmd_run(args) -> int:
     return 0 if state == "success" else 1
 
 
-def cmd_demo(args) -> int:
+def prepare_demo(url: str, rows: int | None = None, reseed: bool = False) -> None:
+    """The scoring schema, and the demo tables unless they are there."""
     from pipeline.ops.demo_data import seed_table
-    from pipeline.ops.report import print_run_summary
     from pipeline.store.migrate import migrate
 
-    url = warehouse()
     migrate(url)
-    for table, rows in demo_tables(args.rows).items():
-        if args.reseed or not table_exists(url, table):
-            seed_table(url, table, rows)
+    for table, count in demo_tables(rows).items():
+        if reseed or not table_exists(url, table):
+            seed_table(url, table, count)
+
+
+def cmd_demo(args) -> int:
+    from pipeline.ops.report import print_run_summary
+
+    url = warehouse()
+    prepare_demo(url, args.rows, args.reseed)
     started = time.perf_counter()
     state, logical_date = run_job(DEMO_JOB, None, False, "auto")
     print_run_summary(url, DEMO_JOB, logical_date, time.perf_counter() - started)
@@ -266,6 +272,29 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_airflow(args) -> int:
+    """Start Airflow's services on this machine (and Celery workers) and print the login."""
+    from pipeline.ops import airflow_stack
+
+    url = warehouse()
+    prepare_demo(url)
+    login = airflow_stack.start(url, workers=args.workers, port=args.port)
+    executor = f"CeleryExecutor, {args.workers} worker(s)" if args.workers else "LocalExecutor"
+    print(f"Airflow is up ({executor}); logs in {airflow_stack.home() / 'logs'}")
+    print(f"  open  {login.url}")
+    print(f"  user  {login.user}")
+    print(f"  password  {login.password}")
+    print("Stop it with `make stop-airflow`.")
+    return 0
+
+
+def cmd_stop_airflow(args) -> int:
+    from pipeline.ops import airflow_stack
+
+    print("Airflow stopped" if airflow_stack.stop() else "Airflow was not running")
+    return 0
+
+
 def cmd_stop_db(args) -> int:
     from pipeline.ops import embedded
 
@@ -334,6 +363,10 @@ def parser() -> argparse.ArgumentParser:
     c = command("runs", cmd_runs, "list a job's latest runs; mark dead ones abandoned")
     c.add_argument("job")
     c.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    c = command("airflow", cmd_airflow, "start Airflow's UI, scheduler and workers here")
+    c.add_argument("--workers", type=int, default=0, help="Celery workers (0: LocalExecutor)")
+    c.add_argument("--port", type=int, default=8080, help="the UI's port (default 8080)")
+    command("stop-airflow", cmd_stop_airflow, "stop what `airflow` started")
     command("psql", cmd_psql, "open psql on the warehouse")
     command("stop-db", cmd_stop_db, "stop the embedded Postgres")
     return p

@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.timetables.trigger import CronTriggerTimetable
 
@@ -107,6 +107,7 @@ def wire(stage: flow.Stage, job: str, spec_path: str, results: dict):
         task_id=stage.name,
         trigger_rule="none_failed" if skippable else "all_success",
         map_index_template="{{ item_label }}" if stage.expand else None,
+        outlets=[latest_asset(job)] if stage.refreshes_latest else [],
     )
     inputs = flow.inputs_of(stage, results)
     if stage.expand:
@@ -114,6 +115,11 @@ def wire(stage: flow.Stage, job: str, spec_path: str, results: dict):
             item=results[stage.expand]
         )
     return op(stage=stage.name, job=job, spec_path=spec_path, inputs=inputs)
+
+
+def latest_asset(job: str) -> Asset:
+    """The analysts' view as an Airflow Asset: other DAGs can be scheduled on fresh scores."""
+    return Asset(name=f"scoring.{job}_latest", group="scoring")
 
 
 def doc_for(spec: JobSpec, path: Path) -> str:
@@ -130,7 +136,8 @@ the current champion.
 
 - Spec: `{path.name}`; key `{spec.source.key}`, timestamp `{spec.source.timestamp}`,
   target `{spec.target}`; features: {", ".join(spec.features.all)}.
-- Trigger parameters: `as_of` (ISO-8601 cut-off; empty = the logical date),
+- Publishing updates the Asset `scoring.{spec.latest_view}`: schedule other DAGs on it.
+- Trigger parameters: `as_of` (ISO-8601 cut-off, not in the future; empty = the logical date),
   `force_promote` (promote the candidate even if the gate says no; recorded),
   `retrain` (auto = the spec's policy, always, never).
 """
@@ -142,6 +149,7 @@ def trigger_form(spec: JobSpec) -> dict:
         "as_of": Param(
             None,
             type=["null", "string"],
+            format="date-time",
             title="Cut-off (as_of)",
             description="ISO-8601 timestamp, e.g. 2026-11-01T02:00:00Z. Rows with "
             f"{spec.source.timestamp} before it are used. Empty: the run's logical date.",

@@ -62,8 +62,13 @@ def read_column(parquet, column: str) -> np.ndarray:
 
 
 def monitor(ctx: Context, scoring: Manifest, model: ServingModel, published) -> DriftSummary:
-    """Drift of this run's published data against the serving model's training data."""
-    return measure_drift(ctx.url, ctx.spec, scoring, model, ctx.run.run_id)
+    """Drift of this run's published data against the serving model's training data; then the
+    run's summary, the last lines of the run's last task log."""
+    from pipeline.ops.report import log_run_summary
+
+    drift = measure_drift(ctx.url, ctx.spec, scoring, model, ctx.run.run_id)
+    log_run_summary(ctx.url, ctx.spec, ctx.run.run_id)
+    return drift
 
 
 def measure_drift(url: str, spec: JobSpec, scoring: Manifest, model: ServingModel, run_id: str):

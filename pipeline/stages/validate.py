@@ -35,6 +35,32 @@ ONE_PASS_CELLS = 10_000_000
 SEVERITIES = ("critical", "warning")
 KINDS = ("training", "scoring")
 
+# Great Expectations' INFO bookkeeping, by logger and message start: on import, one line per
+# public-API function it does not register (about 214 lines per task); while an ephemeral
+# context is built, its re-registered metrics, docs folder and (empty) data source list.
+# Only these records are dropped; everything else GX logs, and all its warnings, stay.
+GX_CHATTER = {
+    "great_expectations._docs_decorators": ("Skipping registering function ",),
+    "great_expectations.expectations.registry": ("Multiple declarations of ",),
+    "great_expectations.data_context.types.base": ("Created temporary directory ",),
+    "great_expectations.datasource.fluent.config": ("Loading 'datasources' ->",),
+}
+
+
+def not_gx_chatter(record: logging.LogRecord) -> bool:
+    """A logging filter: False for the `GX_CHATTER` records, logged at INFO or below."""
+    prefixes = GX_CHATTER.get(record.name, ())
+    return record.levelno > logging.INFO or not str(record.msg).startswith(prefixes)
+
+
+def quiet_gx() -> None:
+    """Install `not_gx_chatter` on GX's loggers; before GX is imported, to catch its import."""
+    for name in GX_CHATTER:
+        logging.getLogger(name).addFilter(not_gx_chatter)  # adding it again is a no-op
+
+
+quiet_gx()  # the package imports GX only inside this module's functions, so after this
+
 
 def suite_path(job: str, kind: str) -> Path:
     return expectations_dir() / job / f"{kind}.json"
@@ -255,11 +281,17 @@ def validate_frame(context, name: str, expectations: list, frame: pd.DataFrame, 
 
 
 def render_data_docs(result) -> str:
-    """GX's own Data Docs page (HTML) for one validation result."""
+    """GX's own Data Docs page (HTML) for one validation result.
+
+    GX formats an observed value through its repr, and NumPy 2 writes a float64 as
+    `np.float64(0.2)`, which GX cannot parse: that cell would be left out and an ERROR logged
+    (e.g. expect_column_mean_to_be_between on a boolean column). NumPy's 1.25 reprs are plain.
+    """
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
-    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+    with np.printoptions(legacy="1.25"):
+        return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
 
 
 def describe_failure(result) -> dict:

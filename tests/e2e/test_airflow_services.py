@@ -25,6 +25,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 PROJECT = Path(__file__).resolve().parents[2]
 PROCESSES = ("api-server", "scheduler", "dag-processor")
 DEADLINE_S = 600
+# A task log shows the work; a few warnings are news, more is noise burying it.
+MAX_WARNINGS_PER_TASK = 5
+# Library noise seen by the thousand in task logs before: skops walking Airflow's deprecation
+# shims (pipeline.model.registry.quiet_skops), GX's import chatter (validate.GX_CHATTER).
+NOISE = ("DeprecatedImportWarning", "Skipping registering function")
 
 
 def free_port() -> int:
@@ -44,6 +49,45 @@ def call(base: str, method: str, path: str, body: dict | None = None) -> dict:
         return json.load(response)
 
 
+def task_logs(home: Path, dag_id: str, run_id: str) -> dict[str, list[dict]]:
+    """Each task's log of one DAG run (its last attempt) as records: `score[0]` for map index 0.
+
+    Airflow 3 writes JSON lines; a line that is not JSON is kept as {"event": line}.
+    """
+    run = home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+    assert run.is_dir(), f"no task logs at {run}: {sorted(run.parent.glob('*'))}"
+    found: dict[str, list[dict]] = {}
+    for path in sorted(run.rglob("attempt=*.log"), key=lambda p: int(p.stem.split("=")[1])):
+        parts = dict(part.split("=", 1) for part in path.relative_to(run).parent.parts)
+        name = parts["task_id"] + (f"[{parts['map_index']}]" if "map_index" in parts else "")
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            records.append(record if isinstance(record, dict) else {"event": line})
+        found[name] = records  # a later attempt replaces an earlier one
+    return found
+
+
+def log_problems(name: str, records: list[dict]) -> list[str]:
+    """What is wrong with one task's log: library noise, too many warnings, no work shown."""
+    problems = []
+    noise = [r for r in records if any(n in json.dumps(r) for n in NOISE)]
+    if noise:
+        problems.append(f"{name}: {len(noise)} noise lines, e.g. {str(noise[0])[:300]}")
+    warned = [r for r in records if str(r.get("level")).lower() in ("warning", "error", "critical")]
+    if len(warned) > MAX_WARNINGS_PER_TASK:
+        problems.append(
+            f"{name}: {len(warned)} WARNING-or-worse lines (at most {MAX_WARNINGS_PER_TASK}), "
+            f"e.g. {[str(r.get('event'))[:200] for r in warned[:3]]}"
+        )
+    if not any(str(r.get("logger", "")).startswith("pipeline.") for r in records):
+        problems.append(f"{name}: no line from the pipeline package among {len(records)} lines")
+    return problems
+
+
 def wait_for(what: str, probe, deadline: float):
     """Poll `probe` until it returns a truthy value or the deadline passes."""
     while time.monotonic() < deadline:
@@ -59,13 +103,18 @@ def wait_for(what: str, probe, deadline: float):
 
 @pytest.fixture
 def airflow_services(warehouse, jobs, tmp_path):
-    """Airflow's processes in their own process group, with this test's warehouse and jobs."""
+    """Airflow's processes in their own process group, with this test's warehouse and jobs.
+
+    Yields the api-server's URL, the folder of the processes' own logs, the jobs folder and
+    AIRFLOW_HOME (task logs are under its logs/).
+    """
     port = free_port()
+    home = tmp_path / "airflow"
     bin_dir = Path(sys.executable).parent
     env = {
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "2",
@@ -90,7 +139,7 @@ def airflow_services(warehouse, jobs, tmp_path):
         start_new_session=True,  # its own process group: killed as a whole below
     )
     try:
-        yield f"http://127.0.0.1:{port}", logs, jobs
+        yield f"http://127.0.0.1:{port}", logs, jobs, home
     finally:
         os.killpg(leader.pid, signal.SIGTERM)
         try:
@@ -105,7 +154,7 @@ def airflow_services(warehouse, jobs, tmp_path):
 
 
 def test_trigger_with_params_runs_the_dag_on_real_airflow(airflow_services):
-    base, logs, jobs = airflow_services
+    base, logs, jobs, home = airflow_services
     url = os.environ["DATABASE_URL"]
     seed_table(url, "demo.deliveries", 5_000)
     spec = yaml.safe_load((jobs / "delivery_delay.yaml").read_text())
@@ -147,3 +196,12 @@ def test_trigger_with_params_runs_the_dag_on_real_airflow(airflow_services):
     tasks = call(base, "GET", f"{path}/taskInstances")["task_instances"]
     scored = [t for t in tasks if t["task_id"] == "score"]
     assert len(scored) == 2 and all(t["state"] == "success" for t in tasks)
+
+    # Every task's log shows the work, not library noise.
+    logged = task_logs(home, "delivery_delay", run["dag_run_id"])
+    expected_logs = {
+        t["task_id"] + (f"[{t['map_index']}]" if t["map_index"] >= 0 else "") for t in tasks
+    }
+    assert set(logged) == expected_logs
+    problems = [p for name, records in sorted(logged.items()) for p in log_problems(name, records)]
+    assert not problems, "\n".join(problems)
