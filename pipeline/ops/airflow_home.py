@@ -21,8 +21,11 @@ DEFAULT_HOME = PROJECT_ROOT / ".airflow"
 PASSWORDS_FILE = "passwords.json"
 
 
-def settings(home: Path, executor: str, port: int, paused: bool) -> dict[str, dict[str, str]]:
-    """The project's Airflow settings, by airflow.cfg section."""
+def settings(
+    home: Path, executor: str, port: int, paused: bool, log_ports: tuple[int, int] = (8793, 8794)
+) -> dict[str, dict[str, str]]:
+    """The project's Airflow settings, by airflow.cfg section; `log_ports` are where workers
+    and the triggerer serve their task logs to the UI."""
     redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
     return {
         "core": {
@@ -44,6 +47,10 @@ def settings(home: Path, executor: str, port: int, paused: bool) -> dict[str, di
         },
         "api_auth": {"jwt_secret": jwt_secret(home)},
         "dag_processor": {"refresh_interval": "30"},
+        "logging": {
+            "worker_log_server_port": str(log_ports[0]),
+            "trigger_log_server_port": str(log_ports[1]),
+        },
         "celery": {
             "broker_url": f"{redis}/0",
             "result_backend": f"{redis}/1",
@@ -65,19 +72,24 @@ def jwt_secret(home: Path) -> str:
     """One secret every process of this home signs and checks task tokens with."""
     path = home / "jwt_secret"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
+        path.write_text(secrets.token_urlsafe(64))
         path.chmod(0o600)
     return path.read_text()
 
 
-def configure(executor: str = "LocalExecutor", port: int = 8080, paused: bool = True) -> Path:
+def configure(
+    executor: str = "LocalExecutor",
+    port: int = 8080,
+    paused: bool = True,
+    log_ports: tuple[int, int] = (8793, 8794),
+) -> Path:
     """Write the home's airflow.cfg with the project's settings and export them; returns the
     home. A setting already in the environment (a real deployment's) wins."""
     os.environ.setdefault("AIRFLOW_HOME", str(DEFAULT_HOME))
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    sections = settings(home, executor, port, paused)
+    sections = settings(home, executor, port, paused, log_ports)
     config = configparser.ConfigParser(interpolation=None)
     config.read_dict(sections)
     with open(home / "airflow.cfg", "w") as out:
@@ -93,7 +105,7 @@ def configure(executor: str = "LocalExecutor", port: int = 8080, paused: bool = 
 
 def ensure_metadata_db() -> None:
     """Create or upgrade Airflow's metadata DB (`airflow db migrate`), once per home."""
-    home = configure()
+    home = Path(os.environ["AIRFLOW_HOME"]) if "AIRFLOW_HOME" in os.environ else configure()
     marker = home / ".migrated"
     if marker.exists():
         return

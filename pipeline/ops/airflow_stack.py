@@ -13,6 +13,7 @@ import os
 import secrets
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,12 @@ class Login:
     url: str
     user: str
     password: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def home() -> Path:
@@ -71,10 +78,11 @@ def start(warehouse: str, workers: int = 0, port: int = 8080) -> Login:
     if running():
         raise ConfigError(f"Airflow already runs (pid file {pid_file()}): `make stop-airflow`")
     executor = "CeleryExecutor" if workers else "LocalExecutor"
-    # unpaused from the start: a Trigger press in the UI is then exactly one run (unpausing a
-    # DAG makes the scheduler start the latest scheduled run as well)
-    folder = airflow_home.configure(executor=executor, port=port, paused=False)
-    sections = airflow_home.settings(folder, executor, port, paused=False)
+    # DAGs start unpaused: the latest scheduled run starts once, when a DAG first appears, and
+    # from then on a Trigger press is exactly one run (unpausing would start another)
+    log_ports = (free_port(), free_port())
+    folder = airflow_home.configure(executor, port, paused=False, log_ports=log_ports)
+    sections = airflow_home.settings(folder, executor, port, False, log_ports)
     airflow_home.ensure_metadata_db()
     logs = folder / "logs"
     logs.mkdir(exist_ok=True)
@@ -101,6 +109,56 @@ def start(warehouse: str, workers: int = 0, port: int = 8080) -> Login:
     login = Login(f"http://127.0.0.1:{port}", USER, password(folder))
     wait_until_up(login.url, logs)
     return login
+
+
+class Client:
+    """Airflow's REST API, as the UI calls it, with the admin's token."""
+
+    def __init__(self, login: Login):
+        self.base, self.token = login.url, None
+        auth = {"username": login.user, "password": login.password}
+        self.token = self.call("POST", "/auth/token", auth)["access_token"]
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        return json.loads(self.text(path, method, body))
+
+    def text(self, path: str, method: str = "GET", body=None, authenticated=True) -> str:
+        headers = {"Content-Type": "application/json"}
+        if authenticated and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(
+            f"{self.base}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers=headers,
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.read().decode()
+
+    def run_to_end(self, dag_id: str, conf: dict, timeout_s: float = 900) -> dict:
+        """Trigger a run with `conf` (as the Trigger form does); its record once it ended."""
+        deadline = time.monotonic() + timeout_s
+        while not self.try_call("GET", f"/api/v2/dags/{dag_id}").get("dag_id"):
+            self.check(deadline, f"DAG {dag_id} to be parsed")
+        run = self.call(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}
+        )
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
+        while (run := self.call("GET", path))["state"] not in ("success", "failed"):
+            self.check(deadline, f"run {run['dag_run_id']} to end")
+        return run
+
+    def try_call(self, method: str, path: str) -> dict:
+        try:
+            return self.call(method, path)
+        except OSError:
+            return {}
+
+    @staticmethod
+    def check(deadline: float, what: str) -> None:
+        if time.monotonic() > deadline:
+            raise ConfigError(f"timed out waiting for {what}")
+        time.sleep(3)
 
 
 def wait_until_up(url: str, logs: Path) -> None:

@@ -151,8 +151,9 @@ def trigger_form(spec: JobSpec) -> dict:
             type=["null", "string"],
             format="date-time",
             title="Cut-off (as_of)",
-            description="ISO-8601 timestamp, e.g. 2026-11-01T02:00:00Z. Rows with "
-            f"{spec.source.timestamp} before it are used. Empty: the run's logical date.",
+            description=f"The snapshot keeps rows with {spec.source.timestamp} before this "
+            "date and time (UTC; not in the future). Empty: the run's logical date, which is "
+            "now for a manual run.",
         ),
         "force_promote": Param(
             False,
@@ -165,7 +166,8 @@ def trigger_form(spec: JobSpec) -> dict:
             type="string",
             enum=["auto", "always", "never"],
             title="Retrain",
-            description="auto: follow the spec's retrain policy.",
+            description="auto: the job spec's retrain policy decides; always: fit a candidate "
+            "and gate it; never: score with the current champion.",
         ),
     }
 

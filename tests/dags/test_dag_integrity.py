@@ -113,3 +113,11 @@ def test_dag_file_imports_no_heavy_libraries_at_parse_time():
         timeout=120,
     )
     assert done.stdout.strip() == ""
+
+
+def test_publish_updates_the_latest_asset_and_the_form_has_a_date_time_picker(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        outlets = dag.get_task("publish").outlets
+        assert [a.name for a in outlets] == [f"scoring.{dag_id}_latest"]
+        assert dag.params.get_param("as_of").schema["format"] == "date-time"
+        assert dag.params.get_param("retrain").schema["enum"] == ["auto", "always", "never"]

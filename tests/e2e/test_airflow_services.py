@@ -7,7 +7,6 @@ The test owns the process group of every Airflow process it starts and ends it, 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from helpers import query
+from pipeline.ops import airflow_stack
 from pipeline.ops.demo_data import seed_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
@@ -30,12 +30,6 @@ MAX_WARNINGS_PER_TASK = 5
 # Library noise seen by the thousand in task logs before: skops walking Airflow's deprecation
 # shims (pipeline.model.registry.quiet_skops), GX's import chatter (validate.GX_CHATTER).
 NOISE = ("DeprecatedImportWarning", "Skipping registering function")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def call(base: str, method: str, path: str, body: dict | None = None) -> dict:
@@ -108,7 +102,7 @@ def airflow_services(warehouse, jobs, tmp_path):
     Yields the api-server's URL, the folder of the processes' own logs, the jobs folder and
     AIRFLOW_HOME (task logs are under its logs/).
     """
-    port = free_port()
+    port = airflow_stack.free_port()
     home = tmp_path / "airflow"
     bin_dir = Path(sys.executable).parent
     env = {

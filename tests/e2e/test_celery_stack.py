@@ -7,9 +7,7 @@ The test owns every process the stack starts (one process group) and always stop
 import json
 import os
 import socket
-import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,12 +23,6 @@ AS_OF = "2026-09-01T00:00:00Z"
 DEADLINE_S = 600
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def redis_answers() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
@@ -40,52 +32,13 @@ def redis_answers() -> bool:
         return False
 
 
-class Api:
-    """The REST API the UI uses, with the admin's token."""
-
-    def __init__(self, login: airflow_stack.Login):
-        self.base = login.url
-        token = self.call(
-            "POST", "/auth/token", {"username": login.user, "password": login.password}
-        )
-        self.token = token["access_token"]
-
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        return json.loads(self.text(path, method, body))
-
-    def text(self, path: str, method: str = "GET", body=None, authenticated=True) -> str:
-        headers = {"Content-Type": "application/json"}
-        if authenticated and getattr(self, "token", None):
-            headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(
-            f"{self.base}{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers=headers,
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.read().decode()
-
-
-def wait_for(what: str, probe, deadline: float):
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def celery_stack(warehouse, jobs, tmp_path, monkeypatch):
     """Airflow with two Celery workers in this test's own home, on this test's warehouse."""
     assert redis_answers(), "Redis must run on 127.0.0.1:6379 (the Celery broker)"
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
     try:
-        yield airflow_stack.start(warehouse, workers=2, port=free_port())
+        yield airflow_stack.start(warehouse, workers=2, port=airflow_stack.free_port())
     finally:
         airflow_stack.stop()
 
@@ -99,26 +52,11 @@ def test_partitions_of_a_triggered_run_spread_over_two_celery_workers(
     spec["scoring"] = {"partitions": 4, "batch_rows": 1_000}
     path.write_text(yaml.safe_dump(spec))
 
-    api = Api(celery_stack)
-    deadline = time.monotonic() + DEADLINE_S
-    wait_for(
-        "the DAG to be parsed",
-        lambda: api.call("GET", "/api/v2/dags/customer_churn").get("dag_id"),
-        deadline,
-    )
-    run = api.call(
-        "POST",
-        "/api/v2/dags/customer_churn/dagRuns",
-        {"logical_date": None, "conf": {"as_of": AS_OF, "retrain": "always"}},
-    )
+    api = airflow_stack.Client(celery_stack)
+    run = api.run_to_end("customer_churn", {"as_of": AS_OF, "retrain": "always"}, DEADLINE_S)
     runs_path = f"/api/v2/dags/customer_churn/dagRuns/{run['dag_run_id']}"
-    state = wait_for(
-        "the run to finish",
-        lambda: (s := api.call("GET", runs_path)["state"]) in ("success", "failed") and s,
-        deadline,
-    )
     tasks = api.call("GET", f"{runs_path}/taskInstances")["task_instances"]
-    assert state == "success", [(t["task_id"], t["state"]) for t in tasks]
+    assert run["state"] == "success", [(t["task_id"], t["state"]) for t in tasks]
 
     expected = query(
         warehouse, "SELECT count(*) FROM demo.customers WHERE updated_at < %s", (AS_OF,)
