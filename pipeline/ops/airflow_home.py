@@ -22,10 +22,11 @@ PASSWORDS_FILE = "passwords.json"
 
 
 def settings(
-    home: Path, executor: str, port: int, paused: bool, log_ports: tuple[int, int] = (8793, 8794)
+    home: Path, executor: str, port: int, ui: bool, log_ports: tuple[int, int] = (8793, 8794)
 ) -> dict[str, dict[str, str]]:
-    """The project's Airflow settings, by airflow.cfg section; `log_ports` are where workers
-    and the triggerer serve their task logs to the UI."""
+    """The project's Airflow settings, by airflow.cfg section. `ui`: for the UI stack (`make
+    airflow`), with DAGs unpaused and links to its pages; `log_ports` are where workers and
+    the triggerer serve their task logs to the UI."""
     redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
     return {
         "core": {
@@ -33,7 +34,7 @@ def settings(
             "load_examples": "False",
             "executor": executor,
             "parallelism": "4",  # 2 cores: a few tasks at once, not 32 worker processes
-            "dags_are_paused_at_creation": str(paused),
+            "dags_are_paused_at_creation": str(not ui),
             "simple_auth_manager_users": "admin:admin",
             "simple_auth_manager_passwords_file": str(home / PASSWORDS_FILE),
             "hostname_callable": "pipeline.orchestration.workers.hostname",
@@ -43,7 +44,7 @@ def settings(
             "host": "127.0.0.1",
             "port": str(port),
             "workers": "1",
-            "base_url": f"http://127.0.0.1:{port}",
+            **({"base_url": f"http://127.0.0.1:{port}"} if ui else {}),
         },
         "api_auth": {"jwt_secret": jwt_secret(home)},
         "dag_processor": {"refresh_interval": "30"},
@@ -80,7 +81,7 @@ def jwt_secret(home: Path) -> str:
 def configure(
     executor: str = "LocalExecutor",
     port: int = 8080,
-    paused: bool = True,
+    ui: bool = False,
     log_ports: tuple[int, int] = (8793, 8794),
 ) -> Path:
     """Write the home's airflow.cfg with the project's settings and export them; returns the
@@ -89,7 +90,7 @@ def configure(
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    sections = settings(home, executor, port, paused, log_ports)
+    sections = settings(home, executor, port, ui, log_ports)
     config = configparser.ConfigParser(interpolation=None)
     config.read_dict(sections)
     with open(home / "airflow.cfg", "w") as out:

@@ -81,8 +81,8 @@ def start(warehouse: str, workers: int = 0, port: int = 8080) -> Login:
     # DAGs start unpaused: the latest scheduled run starts once, when a DAG first appears, and
     # from then on a Trigger press is exactly one run (unpausing would start another)
     log_ports = (free_port(), free_port())
-    folder = airflow_home.configure(executor, port, paused=False, log_ports=log_ports)
-    sections = airflow_home.settings(folder, executor, port, False, log_ports)
+    folder = airflow_home.configure(executor, port, ui=True, log_ports=log_ports)
+    sections = airflow_home.settings(folder, executor, port, True, log_ports)
     airflow_home.ensure_metadata_db()
     logs = folder / "logs"
     logs.mkdir(exist_ok=True)
