@@ -23,6 +23,16 @@ def warehouse() -> str:
     return config.warehouse_url(fallback=embedded.start_for_cli)
 
 
+def migrated_warehouse() -> str:
+    """The warehouse with the scoring schema up to date: pending migrations are applied first
+    (or, for a login that may not, a one-line error says to run `migrate`)."""
+    from pipeline.store.migrate import migrate
+
+    url = warehouse()
+    migrate(url)
+    return url
+
+
 def cmd_migrate(args) -> int:
     """The deploy step: migrations, then each job's table and views where missing or changed."""
     from pipeline.spec import scan_specs
@@ -63,14 +73,24 @@ def demo_tables(customers: int | None) -> dict[str, int]:
 
 
 def cmd_check(args) -> int:
-    """Check every spec file: it parses, its columns are in the warehouse, its suites exist."""
+    """Check the named jobs (all when none is named): the spec parses, its columns are in the
+    warehouse with the right types, its suites exist. Exit 0 when all are ok, 1 otherwise."""
     from pipeline.spec import check_columns, scan_specs
     from pipeline.stages.validate import KINDS, read_suite
     from pipeline.store import db
 
     url = warehouse()
     specs, broken = scan_specs(config.jobs_dir())
-    problems = len(broken)
+    if args.jobs:
+        unknown = sorted(set(args.jobs) - {s.name for s in specs})
+        specs = [s for s in specs if s.name in args.jobs]
+        broken = {p: e for p, e in broken.items() if p.stem in unknown}
+        for job in unknown:
+            if not any(p.stem == job for p in broken):
+                print(f"FAIL {job}: no job of that name in {config.jobs_dir()}")
+        problems = len(unknown)
+    else:
+        problems = len(broken)
     for spec in specs:
         try:
             with db.transaction(url) as conn:
@@ -175,7 +195,7 @@ def cmd_suggest(args) -> int:
     from pipeline.spec import find_spec
 
     spec = find_spec(args.job, config.jobs_dir())
-    paths = write_suggestions(warehouse(), spec, overwrite=args.overwrite)
+    paths = write_suggestions(migrated_warehouse(), spec, overwrite=args.overwrite)
     for path in paths:
         print(f"wrote {path}: review every bound and severity, then commit it")
     return 0
@@ -200,7 +220,7 @@ def cmd_psql(args) -> int:
 def cmd_reproduce(args) -> int:
     from pipeline.ops.reproduce import reproduce_run
 
-    result = reproduce_run(warehouse(), args.job, args.run)
+    result = reproduce_run(migrated_warehouse(), args.job, args.run)
     print(
         f"run {result.run_id}: spec sha256 {result.spec_sha256 or '-'}, "
         f"suites sha256 {result.suites_sha256 or '-'}"
@@ -223,7 +243,7 @@ def cmd_lineage(args) -> int:
     from pipeline.spec import find_spec
 
     spec = find_spec(args.job, config.jobs_dir())
-    print(format_lineage(spec, key_lineage(warehouse(), spec, args.key)))
+    print(format_lineage(spec, key_lineage(migrated_warehouse(), spec, args.key)))
     return 0
 
 
@@ -247,7 +267,7 @@ def cmd_retire(args) -> int:
     from pipeline.spec import find_spec
 
     spec = find_spec(args.job, config.jobs_dir())
-    result = retire_champion(warehouse(), spec.name, args.reason)
+    result = retire_champion(migrated_warehouse(), spec.name, args.reason)
     print(f"{spec.name}: v{result['retired']} retired ({args.reason})")
     for passed in result["skipped"]:
         print(f"{spec.name}: v{passed['version']} passed over: {passed['reason']}")
@@ -262,7 +282,7 @@ def cmd_runs(args) -> int:
     """The job's latest runs; runs whose process died are marked abandoned first."""
     from pipeline.stages.run import list_runs
 
-    for run in list_runs(warehouse(), args.job, args.limit):
+    for run in list_runs(migrated_warehouse(), args.job, args.limit):
         error = (run["error"] or "").splitlines()[0][:120] if run["error"] else ""
         print(
             f"{run['run_id']:<44} {run['status']:<10} as_of {run['as_of']:%Y-%m-%d %H:%M}"
@@ -320,7 +340,12 @@ def parser() -> argparse.ArgumentParser:
     command("migrate", cmd_migrate, "create or upgrade the scoring schema")
     c = command("seed", cmd_seed, "(re)create the demo tables with seeded synthetic rows")
     c.add_argument("--rows", type=int, help="rows in demo.customers (default 200000)")
-    command("check", cmd_check, "check every job spec: keys, table columns, GX suites")
+    c = command(
+        "check",
+        cmd_check,
+        "check job specs: keys, table columns and types, GX suites; exit 1 on any problem",
+    )
+    c.add_argument("jobs", nargs="*", help="the jobs to check (default: all)")
     c = command(
         "run", cmd_run, "run one job's DAG once through Airflow; non-zero exit if it failed"
     )

@@ -131,7 +131,7 @@ def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> Manife
     root = DataRoot()
     incoming = f"{snapshot_dir(root, spec.name, kind, as_of)}/.incoming-{uuid.uuid4().hex}"
     conn = db.connect(url)
-    try:
+    try:  # a failed snapshot leaves no file behind
         with conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
         column_types = db.table_columns(conn, spec.source.table)
@@ -153,6 +153,9 @@ def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> Manife
                 spec.scoring.batch_rows,
                 Progress(log, f"snapshot {spec.name}/{kind}", estimate),
             )
+    except BaseException:
+        root.remove(incoming)
+        raise
     finally:
         conn.close()
     sha256 = root.sha256(incoming)

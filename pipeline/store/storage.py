@@ -99,6 +99,11 @@ class DataRoot:
             self.fs.delete_file(path)
         return doomed
 
+    def remove(self, path: str) -> None:
+        """Delete a file if it is there."""
+        if self.exists(path):
+            self.fs.delete_file(path)
+
     def delete_dir(self, path: str) -> None:
         if self.exists(path):
             self.fs.delete_dir(path)
