@@ -52,7 +52,17 @@ def run_summary(url: str, spec: JobSpec, run: dict, seconds: float) -> list[str]
     out.append(f"as_of {run['as_of'].isoformat()}  code {run['code_version'] or '-'}")
     if run["error"]:
         out.append(f"\nWHY IT STOPPED:\n{run['error']}\n")
-        out.append(f"Analysts still see the last published run in scoring.{spec.latest_view}.")
+        published = fetch_one(
+            url,
+            "SELECT run_id FROM scoring.scoring_runs WHERE job = %s AND status = 'published'"
+            " AND as_of <= now() ORDER BY as_of DESC, published_at DESC LIMIT 1",
+            (job,),
+        )
+        out.append(
+            f"Analysts still see run {published['run_id']} in scoring.{spec.latest_view}."
+            if published
+            else f"Nothing was published for {job} yet: scoring.{spec.latest_view} shows no run."
+        )
     snapshots = fetch_all(
         url,
         "SELECT DISTINCT kind, row_count, sha256 FROM scoring.snapshots"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.contracts import dumps
+from pipeline.contracts import dumps, plain_json
 from pipeline.spec import JobSpec
 from pipeline.stages.snapshot import read_snapshot, snapshot_columns, take_snapshot
 from pipeline.stages.validate import KINDS, suite_path
@@ -73,7 +73,7 @@ def column_expectations(spec: JobSpec, frame: pd.DataFrame, column: str) -> list
                 "warning",
                 f"{column} had these categories; an unseen one is scored as 'infrequent'",
                 column=column,
-                value_set=sorted(map(str, present.unique())),
+                value_set=sorted(plain_json(present.unique().tolist())),  # ints stay ints
                 mostly=0.99,
             )
         )
