@@ -360,7 +360,8 @@ def compose_init_sql() -> str:
 def readme_group_roles() -> set[str]:
     block = (PROJECT / "README.md").read_text().split("<!-- roles-sql -->")[1]
     block = block.split("<!-- /roles-sql -->")[0]
-    return set(re.findall(r"CREATE ROLE (\w+) NOLOGIN;", block))
+    names = re.search(r"FOREACH name IN ARRAY ARRAY\[([^\]]*)\]", block).group(1)
+    return set(re.findall(r"'(\w+)'", names))
 
 
 def test_postgres_first_start_creates_the_databases_and_the_readme_roles():
