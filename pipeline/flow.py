@@ -45,12 +45,17 @@ class Stage:
     options: dict = field(default_factory=dict)  # fixed keyword arguments
     many: bool = False  # returns a list of `returns`
     expand: str | None = None  # runs once per item of that stage's list, in parallel
-    may_skip: bool = False  # may raise StageSkipped: downstream stages then get None
+    when: str | None = None  # runs only if that input's result is due (a RetrainDecision)
     refreshes_latest: bool = False  # its success means new rows in scoring.<job>_latest
 
     def function(self) -> Callable:
         module, _, name = self.target.partition(":")
         return getattr(import_module(module), name)
+
+    @property
+    def may_skip(self) -> bool:
+        """Whether the stage can be skipped: downstream stages then get None."""
+        return self.when is not None
 
     @property
     def returns_list(self) -> bool:
@@ -94,7 +99,7 @@ STAGES: tuple[Stage, ...] = (
         "pipeline.stages.train:train",
         Candidate,
         ("decide_retrain", "snapshot_training"),
-        may_skip=True,
+        when="decide_retrain",
     ),
     Stage("register", "pipeline.stages.train:register", ServingModel, ("train",)),
     Stage(
@@ -164,6 +169,10 @@ def execute(stage: Stage, url: str, trigger: Trigger, inputs: dict, item: Any = 
     run = Run.from_json(inputs[FIRST])
     ctx = Context(url=url, trigger=trigger, run=run)
     args = [decode(BY_NAME[name], inputs[name]) for name in stage.inputs]
+    if stage.when:  # decided before the stage's module (and its libraries) is imported
+        decision = args[stage.inputs.index(stage.when)]
+        if not decision.due:
+            raise StageSkipped(f"{stage.name} skipped: {decision.reason}")
     if stage.expand:
         args.append(BY_NAME[stage.expand].returns.from_json(item))
     with heartbeat(url, run.job, run.run_id):

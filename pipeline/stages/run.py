@@ -50,9 +50,9 @@ def resolve_as_of(param: str | None, logical_date: str | None, run_after: str) -
     return as_of.astimezone(UTC)
 
 
-def check_not_future(as_of: datetime, now: datetime | None = None) -> None:
+def check_not_future(as_of: datetime) -> None:
     """Refuse a cut-off later than now (beyond CLOCK_SKEW)."""
-    now = now or datetime.now(UTC)
+    now = datetime.now(UTC)
     if as_of > now + CLOCK_SKEW:
         raise PipelineError(
             f"as_of {as_of.isoformat()} is in the future (now {now.isoformat(timespec='seconds')})"
