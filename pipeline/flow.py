@@ -179,6 +179,11 @@ def execute(stage: Stage, url: str, trigger: Trigger, inputs: dict, item: Any = 
         return encode(stage.function()(ctx, *args, **stage.options))
 
 
+def item_label(stage: Stage, item: Any) -> str | None:
+    """How a person tells an expanded stage's calls apart (a partition's key range)."""
+    return getattr(BY_NAME[stage.expand].returns.from_json(item), "label", None)
+
+
 def inputs_of(stage: Stage, results: dict) -> dict:
     """The results a stage reads: the started run and its declared inputs."""
     names = () if stage.name == FIRST else (FIRST, *stage.inputs)

@@ -69,7 +69,7 @@ def save_model(root: DataRoot, folder: str, model, metadata: dict, card: str) ->
         )
     path = f"{folder}/{ARTIFACT}"
     root.write_bytes(path, payload)
-    artifact = {"uri": root.uri(path), "sha256": root.sha256(path)}
+    artifact = {"uri": root.uri(path), "sha256": hashlib.sha256(payload).hexdigest()}
     root.write_json(f"{folder}/metadata.json", {**metadata, "artifact": artifact})
     root.write_bytes(f"{folder}/MODEL_CARD.md", card.encode())
     return artifact

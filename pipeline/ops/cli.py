@@ -76,7 +76,8 @@ def cmd_check(args) -> int:
     """Check the named jobs (all when none is named): the spec parses, its columns are in the
     warehouse with the right types, its suites exist. Exit 0 when all are ok, 1 otherwise."""
     from pipeline.spec import check_columns, scan_specs
-    from pipeline.stages.validate import KINDS, read_suite
+    from pipeline.stages.snapshot import KINDS
+    from pipeline.stages.validate import read_suite
     from pipeline.store import db
 
     url = warehouse()
@@ -121,7 +122,8 @@ def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> t
         parse_timestamp,
         refuse_if_active,
     )
-    from pipeline.stages.validate import KINDS, read_suite
+    from pipeline.stages.snapshot import KINDS
+    from pipeline.stages.validate import read_suite
     from pipeline.store import db
 
     find_spec(job, config.jobs_dir())
@@ -248,8 +250,9 @@ def cmd_lineage(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from pipeline.ops.retention import keep_days, prune_predictions, prune_snapshots
+    from pipeline.ops.retention import keep_days, prune_snapshots
     from pipeline.spec import find_spec
+    from pipeline.stages.publish import prune_predictions
 
     spec = find_spec(args.job, config.jobs_dir())
     url = warehouse()

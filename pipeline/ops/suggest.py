@@ -13,8 +13,8 @@ import pandas as pd
 
 from pipeline.contracts import dumps, plain_json
 from pipeline.spec import JobSpec
-from pipeline.stages.snapshot import read_snapshot, snapshot_columns, take_snapshot
-from pipeline.stages.validate import KINDS, suite_path
+from pipeline.stages.snapshot import KINDS, read_snapshot, snapshot_columns, take_snapshot
+from pipeline.stages.validate import suite_path
 
 log = logging.getLogger(__name__)
 

@@ -61,8 +61,7 @@ def stage_task(stage: str, job: str, spec_path: str, inputs: dict, item=None):
     ti = context["ti"]
     step = flow.BY_NAME[stage]
     if step.expand:
-        expanded = flow.BY_NAME[step.expand].returns.from_json(item)
-        context["item_label"] = getattr(expanded, "label", str(ti.map_index))
+        context["item_label"] = flow.item_label(step, item) or str(ti.map_index)
     try:
         return flow.execute(
             step,

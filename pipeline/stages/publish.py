@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -30,7 +30,6 @@ from pipeline.contracts import (
     Validation,
 )
 from pipeline.errors import PipelineError
-from pipeline.ops.retention import prune_predictions
 from pipeline.progress import Progress
 from pipeline.provenance import code_version
 from pipeline.spec import JobSpec
@@ -296,3 +295,29 @@ def mark_published(cur, spec: JobSpec, run: Run, record: PublishRecord, rows: in
         key=("job", "run_id"),
         returning="published_at",
     )
+
+
+def prune_predictions(url: str, spec: JobSpec, now: datetime | None = None) -> list[str]:
+    """Delete the prediction rows of published runs the job's `retention` lets go, one run per
+    transaction; returns their run ids. Row deletes take no lock a reader waits on, and the
+    run `<job>_latest` shows is never among them."""
+    keep = spec.retention
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=keep.keep_days) if keep.keep_days else None
+    params = {"job": spec.name, "keep_runs": keep.keep_runs, "cutoff": cutoff}
+    doomed = [
+        row["run_id"] for row in db.fetch_all(url, db.read_sql_file("prunable_runs.sql"), params)
+    ]
+    table = db.scoring_ident(spec.predictions_table)
+    for run_id in doomed:
+        with db.transaction(url) as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(table), (run_id,))
+            rows = cur.rowcount
+            cur.execute(
+                "UPDATE scoring.scoring_runs SET predictions_pruned_at = now()"
+                " WHERE job = %s AND run_id = %s",
+                (spec.name, run_id),
+            )
+        log.info(
+            "pruned %d predictions of run %s of %s (retention %s)", rows, run_id, spec.name, keep
+        )
+    return doomed

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pipeline.contracts import Context, RetrainDecision, Run, Validation, dumps
 from pipeline.errors import PipelineError
 from pipeline.spec import load_spec
-from pipeline.stages.validate import KINDS, read_suite
+from pipeline.stages.snapshot import KINDS
+from pipeline.stages.validate import read_suite
 from pipeline.store import db
 from pipeline.store.records import lock_job
 from pipeline.store.storage import DataRoot

@@ -33,7 +33,6 @@ SAMPLE_VALUES = 5
 # at most, and faster than one pass per column group, whose fixed cost dominates small tables.
 ONE_PASS_CELLS = 10_000_000
 SEVERITIES = ("critical", "warning")
-KINDS = ("training", "scoring")
 
 # Great Expectations' INFO bookkeeping, by logger and message start: on import, one line per
 # public-API function it does not register (about 214 lines per task); while an ephemeral
