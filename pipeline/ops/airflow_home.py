@@ -18,6 +18,10 @@ from pipeline.errors import ConfigError
 log = logging.getLogger(__name__)
 
 DEFAULT_HOME = PROJECT_ROOT / ".airflow"
+# The local home's metadata DB is SQLite, shared by the api-server, scheduler, dag-processor and
+# task processes: a writer waits up to a minute for the lock instead of failing after 5 s (a
+# Trigger press answered "500: database is locked" while two tasks heartbeat on a busy machine).
+SQLITE_CONNECT_ARGS = {"timeout": 60}
 PASSWORDS_FILE = "passwords.json"
 
 
@@ -48,6 +52,7 @@ def settings(
         },
         "api_auth": {"jwt_secret": jwt_secret(home)},
         "dag_processor": {"refresh_interval": "30"},
+        **sqlite_settings(),
         "logging": {
             "worker_log_server_port": str(log_ports[0]),
             "trigger_log_server_port": str(log_ports[1]),
@@ -57,6 +62,15 @@ def settings(
             "result_backend": f"{redis}/1",
             "worker_concurrency": "1",
         },
+    }
+
+
+def sqlite_settings() -> dict[str, dict[str, str]]:
+    """The SQLite lock wait, unless a deployment set its own metadata database."""
+    if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        return {}
+    return {
+        "database": {"sql_alchemy_connect_args": "pipeline.ops.airflow_home.SQLITE_CONNECT_ARGS"}
     }
 
 

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 USER = "admin"
 START_TIMEOUT_S = 180
+REQUEST_TIMEOUT_S = 90  # above SQLite's lock wait (airflow_home.SQLITE_CONNECT_ARGS)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class Client:
             data=json.dumps(body).encode() if body is not None else None,
             headers=headers,
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
             return response.read().decode()
 
     def run_to_end(self, dag_id: str, conf: dict, timeout_s: float = 900) -> dict:
