@@ -38,7 +38,7 @@ from pipeline import flow
 from pipeline.config import expectations_dir, jobs_dir
 from pipeline.contracts import Manifest, ServingModel, Trigger
 from pipeline.errors import PipelineError
-from pipeline.model.fitting import feature_frame, predict_scores
+from pipeline.model.fitting import feature_frame, predict
 from pipeline.model.registry import load_model
 from pipeline.ops.demo_data import demo_as_of, seed_table
 from pipeline.provenance import code_version, library_versions
@@ -273,7 +273,7 @@ def arm_copy_out(config: dict) -> dict:
 
 
 def arm_predict(config: dict) -> dict:
-    """predict_scores on the snapshot's rows, already in memory as frames; only predict timed.
+    """`predict` on the snapshot's rows, already in memory as frames; only predict timed.
 
     Timed with one OpenMP thread and with all cores; the faster is the floor.
     """
@@ -292,7 +292,7 @@ def arm_predict(config: dict) -> dict:
         for threads in seconds:
             with threadpool_limits(threads):
                 started = time.perf_counter()
-                scores, _ = predict_scores(model, features, spec.task)
+                scores = predict(model, features, spec).score
                 seconds[threads] += time.perf_counter() - started
         checksum.add(frame[key].to_numpy(), scores)
     return {
@@ -349,8 +349,8 @@ def arm_naive(config: dict) -> dict:
         query_text = query.as_string(conn)
     started = time.perf_counter()
     frame = pd.read_sql_query(query_text, engine, params={"as_of": demo_as_of()})
-    scores, labels = predict_scores(model, feature_frame(frame, spec), spec.task)
-    out = pd.DataFrame({"key": frame[key], "score": scores, "label": labels})
+    out = predict(model, feature_frame(frame, spec), spec)
+    out = pd.DataFrame({"key": frame[key], "score": out.score, "label": out.label})
     out.to_sql(NAIVE_TABLE, engine, schema=SCHEMA, if_exists="replace", index=False)
     seconds = time.perf_counter() - started
     peak = peak_rss_mib()

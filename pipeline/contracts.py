@@ -109,6 +109,7 @@ class Manifest(Record):
     library_versions: dict
     future_rows: dict = field(default_factory=dict)
     seconds: float = 0.0
+    snapshot_id: int | None = None  # its scoring.snapshots.id, once recorded (not in the file)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class Candidate(Record):
     params: dict
     metrics: dict
     seconds: float = 0.0
+    training_snapshot_id: int | None = None  # scoring.snapshots.id of the data it was fitted on
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,8 @@ class PublishRecord(Record):
     training_snapshot_sha256: str | None = None  # set when this run trained the model
     validation: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    scoring_snapshot_id: int | None = None  # the run's own snapshots (scoring.snapshots.id)
+    training_snapshot_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -223,10 +227,14 @@ class Published(Record):
 
 @dataclass(frozen=True)
 class DriftSummary(Record):
-    """How many features were compared and which crossed the threshold."""
+    """What monitoring found: features compared, those in alert or to watch (`(score)` is the
+    score's own drift), realised-performance alerts, and the policy applied."""
 
     features: int
     alerts: list
+    watch: list = field(default_factory=list)
+    performance_alerts: list = field(default_factory=list)
+    action: str = "record"
 
 
 @dataclass

@@ -117,6 +117,12 @@ STAGES: tuple[Stage, ...] = (
         expand="plan",
     ),
     Stage(
+        "monitor",
+        "pipeline.stages.monitor:monitor",
+        DriftSummary,
+        ("snapshot_scoring", "register", "score"),
+    ),
+    Stage(
         "publish",
         "pipeline.stages.publish:publish",
         Published,
@@ -127,14 +133,9 @@ STAGES: tuple[Stage, ...] = (
             "validate_scoring",
             "register",
             "score",
+            "monitor",
         ),
         refreshes_latest=True,
-    ),
-    Stage(
-        "monitor",
-        "pipeline.stages.monitor:monitor",
-        DriftSummary,
-        ("snapshot_scoring", "register", "publish"),
     ),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}

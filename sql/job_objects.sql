@@ -2,7 +2,8 @@
 -- Deployed by the owner when missing or changed (pipeline.stages.publish.ensure_job_objects),
 -- never on every publish: a run only inserts rows. Filled in with quoted identifiers
 -- ({predictions}, {latest}, {lineage}), the job name as a literal ({job}) and the key type
--- from a fixed list ({key_type}); safe to run again.
+-- from a fixed list ({key_type}), and what score means as a literal ({score_meaning}); safe to
+-- run again. Columns are only ever added at the end (CREATE OR REPLACE VIEW allows no other).
 -- {latest} shows the published run with the latest as_of that is not in the future, so no
 -- single run can freeze it; a backfill (an older as_of) never replaces today's run.
 CREATE TABLE IF NOT EXISTS {predictions} (
@@ -15,9 +16,11 @@ CREATE TABLE IF NOT EXISTS {predictions} (
     scored_at      timestamptz      NOT NULL,
     PRIMARY KEY (run_id, key)
 );
+ALTER TABLE {predictions} ADD COLUMN IF NOT EXISTS probabilities jsonb;
 
 CREATE OR REPLACE VIEW {latest} AS
-SELECT p.key, p.score, p.label, p.model_version, p.run_id, p.as_of, p.scored_at
+SELECT p.key, p.score, p.label, p.model_version, p.run_id, p.as_of, p.scored_at,
+       p.probabilities
 FROM {predictions} AS p
 WHERE p.run_id = (
     SELECT r.run_id
@@ -27,23 +30,66 @@ WHERE p.run_id = (
     LIMIT 1
 );
 
+COMMENT ON COLUMN {latest}.key IS 'the source row''s key';
+COMMENT ON COLUMN {latest}.score IS {score_meaning};
+COMMENT ON COLUMN {latest}.label IS 'classification: the predicted class; NULL for a regression';
+COMMENT ON COLUMN {latest}.probabilities IS
+    'classification: every class''s probability, e.g. probabilities->>''yes''; NULL for a regression';
+COMMENT ON COLUMN {latest}.model_version IS 'the model version (scoring.model_versions) that scored it';
+COMMENT ON COLUMN {latest}.as_of IS 'the run''s cut-off: the data scored had timestamps before it';
+
 GRANT SELECT, INSERT, UPDATE, DELETE ON {predictions} TO scoring_writer;
 GRANT SELECT ON {predictions}, {latest} TO scoring_reader;
 
--- Which data, model and code made each latest prediction ({lineage}).
+-- Which data, model and code made each latest prediction ({lineage}). The snapshots are the
+-- run's own and the model's own, by id (another snapshot may hold the same bytes elsewhere);
+-- a uri is NULL when that snapshot was pruned, or for rows from before snapshot ids
+-- (`python -m pipeline lineage` then looks them up by sha256).
 CREATE OR REPLACE VIEW {lineage} AS
 SELECT l.key, l.score, l.label, l.run_id, r.dag_run_id, l.as_of, l.scored_at,
        r.scoring_snapshot_sha256, s.uri AS scoring_snapshot_uri,
        l.model_version, m.artifact_sha256, m.training_snapshot_sha256,
        m.primary_metric, m.metrics AS model_metrics, m.decision_reason,
        r.validation, r.code_version AS run_code_version, m.code_version AS model_code_version,
-       r.spec_sha256, r.suites_sha256
+       r.spec_sha256, r.suites_sha256,
+       r.scoring_snapshot_id, m.training_snapshot_id, t.uri AS training_snapshot_uri
 FROM {latest} AS l
 JOIN scoring.scoring_runs AS r ON r.job = {job} AND r.run_id = l.run_id
 JOIN scoring.model_versions AS m ON m.job = {job} AND m.version = l.model_version
-LEFT JOIN LATERAL (
-    SELECT uri FROM scoring.snapshots
-    WHERE job = {job} AND sha256 = r.scoring_snapshot_sha256 LIMIT 1
-) AS s ON true;
+LEFT JOIN scoring.snapshots AS s ON s.id = r.scoring_snapshot_id
+LEFT JOIN scoring.snapshots AS t ON t.id = m.training_snapshot_id;
 
 GRANT SELECT ON {lineage} TO scoring_reader;
+
+-- Drift per run, feature and statistic ({drift}), newest run first.
+CREATE OR REPLACE VIEW {drift} AS
+SELECT d.run_id, r.as_of, r.model_version, d.feature, d.statistic, d.value, d.watch,
+       d.threshold, d.level, d.computed_at
+FROM scoring.drift_reports AS d
+JOIN scoring.scoring_runs AS r ON r.job = d.job AND r.run_id = d.run_id
+WHERE d.job = {job};
+COMMENT ON VIEW {drift} IS 'drift of each run''s scored data from its model''s training data';
+COMMENT ON COLUMN {drift}.feature IS 'a feature, or (score) for the score''s own drift';
+COMMENT ON COLUMN {drift}.statistic IS
+    'psi (population stability index), ks (numeric), unseen_share (categorical: share of '
+    'scored rows with a category never seen in training), null_rate_change (absolute)';
+COMMENT ON COLUMN {drift}.level IS 'ok, watch (psi at or above watch) or alert (above threshold)';
+
+-- Realised performance per published run and metric, once labels arrived ({performance}).
+CREATE OR REPLACE VIEW {performance} AS
+SELECT p.run_id, r.as_of, p.model_version, p.metric, p.value, p.holdout, p.labelled, p.scored,
+       p.trusted, p.alert, p.computed_at
+FROM scoring.model_performance AS p
+JOIN scoring.scoring_runs AS r ON r.job = p.job AND r.run_id = p.run_id
+WHERE p.job = {job};
+COMMENT ON VIEW {performance} IS
+    'how right each published run was, over the keys labelled after its as_of';
+COMMENT ON COLUMN {performance}.value IS 'the metric over the labelled keys';
+COMMENT ON COLUMN {performance}.holdout IS 'the same metric on the model''s holdout at training';
+COMMENT ON COLUMN {performance}.labelled IS 'keys whose label arrived after the run''s as_of';
+COMMENT ON COLUMN {performance}.trusted IS
+    'labelled reached monitoring.performance.min_labelled: the figure may alert';
+COMMENT ON COLUMN {performance}.alert IS
+    'the primary metric is worse than holdout by more than monitoring.performance.tolerance';
+
+GRANT SELECT ON {drift}, {performance} TO scoring_reader;

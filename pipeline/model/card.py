@@ -1,6 +1,20 @@
 """The model card: what a person reads beside a model file before trusting its scores."""
 
+from pipeline.model.fitting import positive_class
 from pipeline.spec import JobSpec
+
+
+def output(spec: JobSpec, classes: list[str]) -> str:
+    """What `score` and `label` mean for this model, in words."""
+    if spec.task == "regression":
+        return f"`score` is the predicted `{spec.target}`"
+    if len(classes) == 2:
+        positive = positive_class(spec, classes)
+        return (
+            f"classes {classes}; `score` is the probability that `{spec.target}` is "
+            f"`{positive}`, `label` is `{positive}` when it is at least 0.5"
+        )
+    return f"classes {classes}; `label` is the most likely class and `score` its probability"
 
 
 def model_card(spec: JobSpec, metadata: dict) -> str:
@@ -21,6 +35,7 @@ def model_card(spec: JobSpec, metadata: dict) -> str:
 - Task: {spec.task}; estimator `{spec.model.estimator}` ({spec.estimator.card}),
   seed {spec.model.seed}.
 - Features in order: {", ".join(spec.features.all)}.
+- Output: {output(spec, metadata["classes"])}.
 - Preprocessing: median imputation with missing indicators for numbers, one-hot encoding for
   categories (unseen ones map to "infrequent"), most-frequent imputation for flags.
 

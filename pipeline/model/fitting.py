@@ -6,6 +6,7 @@ and candidate and champion are always compared on the same rows.
 
 import logging
 import time
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import (
     accuracy_score,
-    log_loss,
     mean_absolute_error,
     r2_score,
     roc_auc_score,
@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from pipeline.errors import DataValidationError
-from pipeline.spec import LOWER_IS_BETTER, JobSpec
+from pipeline.spec import LOWER_IS_BETTER, MAX_CLASSES, POSITIVE_NAMES, JobSpec, class_label
 
 log = logging.getLogger(__name__)
 
@@ -94,45 +94,157 @@ def holdout_mask(keys: pd.Series, fraction: float) -> np.ndarray:
     return (hashes % HOLDOUT_BUCKETS) < int(round(fraction * HOLDOUT_BUCKETS))
 
 
+def resolve_classes(spec: JobSpec, observed) -> tuple[list[str], str | None]:
+    """The target's classes (sorted, as `class_label`s) and, for a binary one, its positive class.
+
+    `observed` are the distinct target values of the training data. Any mismatch with the task
+    or the spec is a DataValidationError naming the job, the column and the classes.
+    """
+    where = f"job {spec.name}: target {spec.target!r}"
+    found = sorted({class_label(v) for v in observed})
+    if len(found) > MAX_CLASSES:
+        raise DataValidationError(
+            f"{where} has {len(found)} distinct values (e.g. {found[:5]}); a classification "
+            f"target has 2 to {MAX_CLASSES} classes. Is it a number to predict (task: "
+            "regression) or an id?"
+        )
+    if spec.classes is not None:
+        unknown = sorted(set(found) - set(spec.classes))
+        absent = sorted(set(spec.classes) - set(found))
+        if unknown or absent:
+            raise DataValidationError(
+                f"{where}: the training data's classes {found} differ from `classes` in "
+                f"{spec.path} ({spec.classes}): "
+                + "; ".join(
+                    text
+                    for text in (
+                        f"not listed: {unknown}" if unknown else "",
+                        f"no training rows: {absent}" if absent else "",
+                    )
+                    if text
+                )
+            )
+    if len(found) < 2:
+        raise DataValidationError(
+            f"{where} has {len(found)} class(es) {found} in the training data; a classifier "
+            "needs at least 2"
+        )
+    if len(found) > 2:
+        if spec.positive_class is not None:
+            raise DataValidationError(
+                f"{where} has {len(found)} classes {found}: positive_class is only for a binary "
+                f"target; remove it from {spec.path}"
+            )
+        return found, None
+    return found, positive_class(spec, found)
+
+
+def positive_class(spec: JobSpec, classes: list[str]) -> str:
+    """The binary target's class whose probability is the score: the spec's, else true/1/yes."""
+    if spec.positive_class is not None:
+        if spec.positive_class not in classes:
+            raise DataValidationError(
+                f"job {spec.name}: positive_class {spec.positive_class!r} is not a class of "
+                f"target {spec.target!r}; its classes are {classes}"
+            )
+        return spec.positive_class
+    named = [c for c in classes if c.lower() in POSITIVE_NAMES]
+    if len(named) != 1:
+        raise DataValidationError(
+            f"job {spec.name}: target {spec.target!r} has classes {classes}; say which one "
+            f"`score` is the probability of with `positive_class:` in {spec.path}"
+        )
+    return named[0]
+
+
+def check_target(spec: JobSpec, observed) -> str:
+    """Whether the target's distinct values fit the task; a one-line description if they do.
+
+    Used before any run (`check`, `suggest-expectations`) and by every training run.
+    """
+    if spec.task == "classification":
+        classes, positive = resolve_classes(spec, observed)
+        kind = "binary" if positive else f"{len(classes)}-class"
+        return f"{kind} target {classes}" + (f", positive class {positive!r}" if positive else "")
+    values = pd.unique(pd.Series(list(observed)).dropna())
+    if len(values) <= 2:
+        raise DataValidationError(
+            f"job {spec.name}: target {spec.target!r} has {len(values)} distinct value(s) "
+            f"{sorted(map(class_label, values))}; that is a class, not a number to predict: "
+            "use task: classification"
+        )
+    return f"numeric target, {len(values)} distinct values"
+
+
 def target_values(frame: pd.DataFrame, spec: JobSpec) -> pd.Series:
+    """The target as the model learns it: class names, or floats for a regression."""
     y = frame[spec.target]
     if spec.task == "classification":
-        classes = pd.unique(y.dropna())
-        if len(classes) != 2:
-            raise DataValidationError(
-                f"job {spec.name}: target {spec.target!r} has {len(classes)} class(es) "
-                f"{sorted(map(str, classes))[:5]} in the training snapshot; a binary classifier "
-                "needs exactly 2"
-            )
-        return y.astype(str)
+        resolve_classes(spec, pd.unique(y.dropna()))
+        return y.map(class_label)
     return pd.to_numeric(y, errors="coerce").astype("float64")
 
 
-def predict_scores(model: Pipeline, features: pd.DataFrame, task: str):
-    """(score, label): P(positive class) and the predicted class, or the prediction and None."""
-    if task == "classification":
-        proba = model.predict_proba(features)[:, 1]
-        classes = model.classes_
-        labels = np.where(proba >= 0.5, classes[1], classes[0])
-        return proba, labels
-    return model.predict(features).astype("float64"), None
+class Predictions(NamedTuple):
+    """A model's output for a batch: `score` and `label` per row, and each class's probability
+    (`probabilities[:, i]` is the probability of `classes[i]`) for a classifier."""
+
+    score: np.ndarray
+    label: np.ndarray | None
+    probabilities: np.ndarray | None
+    classes: list[str]
 
 
-def evaluate(model: Pipeline, features: pd.DataFrame, y: pd.Series, task: str) -> dict:
-    """Holdout metrics for the task; higher or lower is better as `LOWER_IS_BETTER` says."""
-    score, label = predict_scores(model, features, task)
-    if task == "classification":
-        positive = y == model.classes_[1]
+def predict(model: Pipeline, features: pd.DataFrame, spec: JobSpec) -> Predictions:
+    """Score rows. A binary classifier's score is the positive class's probability and its label
+    that class when the score is at least 0.5; with more classes, the label is the most likely
+    class and the score its probability; a regression's score is the predicted value."""
+    if spec.task != "classification":
+        return Predictions(model.predict(features).astype("float64"), None, None, [])
+    proba = model.predict_proba(features)
+    classes = [str(c) for c in model.classes_]
+    if len(classes) == 2:
+        positive = positive_class(spec, classes)
+        index = classes.index(positive)
+        score = proba[:, index]
+        labels = np.where(score >= 0.5, positive, classes[1 - index])
+    else:
+        best = proba.argmax(axis=1)
+        score = proba[np.arange(len(proba)), best]
+        labels = np.asarray(classes, dtype=object)[best]
+    return Predictions(score, labels, proba, classes)
+
+
+def evaluate(model: Pipeline, features: pd.DataFrame, y: pd.Series, spec: JobSpec) -> dict:
+    """Holdout metrics for the task; higher or lower is better as `LOWER_IS_BETTER` says.
+
+    Classification: ROC AUC (binary: of the score; 3 or more classes: the mean of one-vs-rest
+    AUCs over the classes present, i.e. macro), log loss over every class's probability (a
+    holdout class the model never learned counts as probability 0) and accuracy.
+    """
+    out = predict(model, features, spec)
+    if spec.task == "classification":
+        truth = y.to_numpy()
+        column = {c: i for i, c in enumerate(out.classes)}
+        index = np.array([column.get(v, -1) for v in truth])
+        p_true = np.where(index >= 0, out.probabilities[np.arange(len(truth)), index], 0.0)
+        aucs = [
+            roc_auc_score(truth == c, out.probabilities[:, i])
+            for i, c in enumerate(out.classes)
+            if 0 < (truth == c).sum() < len(truth)
+        ]
+        if len(out.classes) == 2:
+            aucs = aucs[-1:] if aucs else []  # both one-vs-rest AUCs of a binary model are equal
         return {
-            "roc_auc": float(roc_auc_score(positive, score)),
-            "log_loss": float(log_loss(positive, np.clip(score, 1e-15, 1 - 1e-15))),
-            "accuracy": float(accuracy_score(y, label)),
+            "roc_auc": float(np.mean(aucs)) if aucs else float("nan"),
+            "log_loss": float(-np.mean(np.log(np.clip(p_true, 1e-15, 1.0)))),
+            "accuracy": float(accuracy_score(truth, out.label)),
             "holdout_rows": int(len(y)),
         }
     return {
-        "rmse": float(root_mean_squared_error(y, score)),
-        "mae": float(mean_absolute_error(y, score)),
-        "r2": float(r2_score(y, score)),
+        "rmse": float(root_mean_squared_error(y, out.score)),
+        "mae": float(mean_absolute_error(y, out.score)),
+        "r2": float(r2_score(y, out.score)),
         "holdout_rows": int(len(y)),
     }
 
@@ -165,21 +277,25 @@ def fit(spec: JobSpec, frame: pd.DataFrame) -> tuple[Pipeline, dict, float]:
     )
     model.fit(x_train, y_train)
     seconds = time.perf_counter() - started
-    metrics = evaluate(model, x_hold, y_hold, spec.task)
+    metrics = evaluate(model, x_hold, y_hold, spec)
     metrics["train_rows"] = int(len(x_train))
     log.info("fitted in %.1f s; holdout %s", seconds, metrics)
     return model, metrics, seconds
 
 
 def beats(spec: JobSpec, candidate: dict, champion: dict) -> tuple[bool, str]:
-    """Whether the candidate beats the champion on the primary metric by the job's margin."""
+    """Whether the candidate beats the champion on the primary metric by the job's margin: it
+    must do strictly better, and by at least `model.promotion_margin`."""
     metric, margin = spec.primary_metric, spec.model.promotion_margin
     new, old = candidate[metric], champion[metric]
     gain = (old - new) if metric in LOWER_IS_BETTER else (new - old)
     direction = "lower" if metric in LOWER_IS_BETTER else "higher"
     verdict = gain >= margin and gain > 0
-    reason = (
-        f"{metric} {new:.5f} vs champion {old:.5f} ({direction} is better): "
-        f"gain {gain:+.5f} {'meets' if verdict else 'is below'} the margin {margin}"
-    )
+    if verdict:
+        judged = f"gain {gain:+.5f} meets the margin {margin}"
+    elif gain <= 0:
+        judged = f"gain {gain:+.5f}: not better than the champion"
+    else:
+        judged = f"gain {gain:+.5f} is below the margin {margin}"
+    reason = f"{metric} {new:.5f} vs champion {old:.5f} ({direction} is better): {judged}"
     return verdict, reason

@@ -182,6 +182,7 @@ def register(
                 "artifact_uri": artifact_uri,
                 "artifact_sha256": candidate.artifact_sha256,
                 "training_snapshot_sha256": candidate.training_snapshot_sha256,
+                "training_snapshot_id": candidate.training_snapshot_id,
                 "estimator": spec.model.estimator,
                 "params": candidate.params,
                 "primary_metric": spec.primary_metric,

@@ -74,11 +74,15 @@ def demo_tables(customers: int | None) -> dict[str, int]:
 
 def cmd_check(args) -> int:
     """Check the named jobs (all when none is named): the spec parses, its columns are in the
-    warehouse with the right types, its suites exist. Exit 0 when all are ok, 1 otherwise."""
-    from pipeline.spec import check_columns, scan_specs
+    warehouse with the right types, its target's values fit its task, its suites exist. Each job
+    is checked on its own: one that fails blocks no other. Exit 0 when all are ok, 1 otherwise."""
+    import psycopg2
+
+    from pipeline.errors import explain_sql_error
+    from pipeline.ops.suggest import check_target_in_table
+    from pipeline.spec import scan_specs
     from pipeline.stages.snapshot import KINDS
     from pipeline.stages.validate import read_suite
-    from pipeline.store import db
 
     url = warehouse()
     specs, broken = scan_specs(config.jobs_dir())
@@ -94,15 +98,18 @@ def cmd_check(args) -> int:
         problems = len(broken)
     for spec in specs:
         try:
-            with db.transaction(url) as conn:
-                check_columns(spec, db.table_columns(conn, spec.source.table))
+            target = check_target_in_table(url, spec)
             for kind in KINDS:
                 read_suite(spec.name, kind)
         except PipelineError as exc:
             problems += 1
             print(f"FAIL {spec.name}: {exc}")
             continue
-        print(f"ok   {spec.name}: {spec.source.table} -> scoring.{spec.latest_view}")
+        except psycopg2.Error as exc:  # e.g. no right to read the table: this job's problem only
+            problems += 1
+            print(f"FAIL {spec.name}: {explain_sql_error(exc) or ' '.join(str(exc).split())}")
+            continue
+        print(f"ok   {spec.name}: {spec.source.table} -> scoring.{spec.latest_view}; {target}")
     for path, exc in broken.items():
         print(f"FAIL {path}: {str(exc).removeprefix(f'{path}: ')}")
     return 1 if problems else 0
@@ -179,6 +186,10 @@ def cmd_demo(args) -> int:
 
     url = warehouse()
     prepare_demo(url, args.rows, args.reseed)
+    if args.drift:
+        from pipeline.ops.drift_demo import run_drift_demo
+
+        return run_drift_demo(url, lambda job: run_job(job, None, False, "auto"), print_run_summary)
     started = time.perf_counter()
     state, logical_date = run_job(DEMO_JOB, None, False, "auto")
     print_run_summary(url, DEMO_JOB, logical_date, time.perf_counter() - started)
@@ -193,11 +204,17 @@ def table_exists(url: str, table: str) -> bool:
 
 
 def cmd_suggest(args) -> int:
+    """Write starter suites; a target that does not fit the task is refused (exit 1) first."""
+    from pipeline.errors import DataValidationError
     from pipeline.ops.suggest import write_suggestions
     from pipeline.spec import find_spec
 
     spec = find_spec(args.job, config.jobs_dir())
-    paths = write_suggestions(migrated_warehouse(), spec, overwrite=args.overwrite)
+    try:
+        paths = write_suggestions(migrated_warehouse(), spec, overwrite=args.overwrite)
+    except DataValidationError as exc:
+        print(f"error: {exc}; no suite was written", file=sys.stderr)
+        return 1
     for path in paths:
         print(f"wrote {path}: review every bound and severity, then commit it")
     return 0
@@ -247,6 +264,40 @@ def cmd_lineage(args) -> int:
     spec = find_spec(args.job, config.jobs_dir())
     print(format_lineage(spec, key_lineage(migrated_warehouse(), spec, args.key)))
     return 0
+
+
+def cmd_performance(args) -> int:
+    """Judge the job's published runs against the labels that arrived since; print the table.
+    Exit 1 when a trusted figure is an alert."""
+    from pipeline.spec import find_spec
+    from pipeline.stages.performance import measure_performance
+    from pipeline.store import db
+
+    spec = find_spec(args.job, config.jobs_dir())
+    url = migrated_warehouse()
+    alerts = measure_performance(url, spec)
+    rows = db.fetch_all(
+        url,
+        "SELECT p.run_id, p.model_version, p.metric, p.value, p.holdout, p.labelled, p.scored,"
+        " p.trusted, p.alert FROM scoring.model_performance AS p JOIN scoring.scoring_runs AS r"
+        " ON r.job = p.job AND r.run_id = p.run_id WHERE p.job = %s ORDER BY r.as_of, p.metric",
+        (spec.name,),
+    )
+    if not rows:
+        print(f"{spec.name}: no published run has labels that arrived after its as_of yet")
+        return 0
+    print(f"{'run':<40} {'model':>5} {'metric':<18} {'value':>8} {'holdout':>8} labelled")
+    for r in rows:
+        value = "-" if r["value"] is None else f"{r['value']:.4f}"
+        holdout = "-" if r["holdout"] is None else f"{r['holdout']:.4f}"
+        flag = " ALERT" if r["alert"] else ("" if r["trusted"] else " (too few labels)")
+        print(
+            f"{r['run_id']:<40} v{r['model_version']:<4} {r['metric']:<18} {value:>8} "
+            f"{holdout:>8} {r['labelled']:,}/{r['scored']:,}{flag}"
+        )
+    for alert in alerts:
+        print(f"PERFORMANCE ALERT: {alert}")
+    return 1 if alerts else 0
 
 
 def cmd_prune(args) -> int:
@@ -359,6 +410,12 @@ def parser() -> argparse.ArgumentParser:
     c = command("demo", cmd_demo, "demo data + one customer_churn run (embedded Postgres)")
     c.add_argument("--rows", type=int, help="rows in demo.customers (default 200000)")
     c.add_argument("--reseed", action="store_true", help="recreate the demo tables first")
+    c.add_argument(
+        "--drift",
+        action="store_true",
+        help="three runs showing monitoring: late labels, drift on two features and an unseen "
+        "category, an alert to a local webhook, a retrain on drift",
+    )
     c = command("suggest-expectations", cmd_suggest, "write starter GX suites for a job")
     c.add_argument("job")
     c.add_argument("--overwrite", action="store_true")
@@ -368,6 +425,12 @@ def parser() -> argparse.ArgumentParser:
     c = command("lineage", cmd_lineage, "which data, model and code made a key's prediction")
     c.add_argument("job")
     c.add_argument("key")
+    c = command(
+        "performance",
+        cmd_performance,
+        "realised performance: each published run judged on the labels that arrived since",
+    )
+    c.add_argument("job")
     c = command(
         "prune",
         cmd_prune,

@@ -4,6 +4,7 @@ from psycopg2 import sql
 
 from pipeline.errors import PipelineError
 from pipeline.spec import JobSpec
+from pipeline.stages.snapshot import recorded_snapshot
 from pipeline.store import db
 
 
@@ -21,6 +22,34 @@ def key_lineage(url: str, spec: JobSpec, key: str) -> dict:
             f"job {spec.name}: key {key!r} has no published prediction in "
             f"scoring.{spec.latest_view}"
         )
+    return with_snapshot_uris(url, spec, row)
+
+
+def with_snapshot_uris(url: str, spec: JobSpec, row: dict) -> dict:
+    """The view joins the run's and the model's snapshots by id; rows recorded before snapshot
+    ids (or a view not yet redeployed) have none: look those snapshots up by sha256."""
+    if row.get("scoring_snapshot_id") is None:
+        found = recorded_snapshot(
+            url,
+            spec.name,
+            None,
+            row["scoring_snapshot_sha256"],
+            "scoring",
+            f"run {row['run_id']} of {spec.name}",
+            row["as_of"],
+        )
+        row["scoring_snapshot_uri"] = found and found["uri"]
+    if row.get("training_snapshot_id") is None:
+        found = recorded_snapshot(
+            url,
+            spec.name,
+            None,
+            row["training_snapshot_sha256"],
+            "training",
+            f"model v{row['model_version']} of {spec.name}",
+            model_version=row["model_version"],
+        )
+        row["training_snapshot_uri"] = found and found["uri"]
     return row
 
 
@@ -40,6 +69,7 @@ def format_lineage(spec: JobSpec, row: dict) -> str:
             f"  validation {checks or '-'}",
             f"  model      v{row['model_version']}, artifact sha256 {row['artifact_sha256']}",
             f"             trained on snapshot sha256 {row['training_snapshot_sha256']}",
+            f"             {row.get('training_snapshot_uri') or '(snapshot file pruned)'}",
             f"             holdout {metric} {row['model_metrics'][metric]:.5f}; "
             f"{row['decision_reason']}",
             f"  code       run {row['run_code_version']}, model {row['model_code_version']}",

@@ -63,16 +63,10 @@ def run_summary(url: str, spec: JobSpec, run: dict, seconds: float) -> list[str]
             if published
             else f"Nothing was published for {job} yet: scoring.{spec.latest_view} shows no run."
         )
-    snapshots = fetch_all(
-        url,
-        "SELECT DISTINCT kind, row_count, sha256 FROM scoring.snapshots"
-        " WHERE job = %s AND sha256 IN (%s, %s) ORDER BY kind",
-        (job, run["training_snapshot_sha256"], run["scoring_snapshot_sha256"]),
-    )
-    for snap in snapshots:
+    for snap in snapshot_rows(url, job, run):
         out.append(
             f"snapshot {snap['kind']:<9} {snap['row_count']:>10,} rows"
-            f"  sha256 {snap['sha256'][:16]}"
+            f"  sha256 {snap['sha256'][:16]}  {snap['uri']}"
         )
     for check in fetch_all(
         url,
@@ -90,6 +84,8 @@ def run_summary(url: str, spec: JobSpec, run: dict, seconds: float) -> list[str]
         out.append(f"   Data Docs: {page_link(check['docs_uri'])}")
     out += model_lines(url, spec, run)
     out += drift_lines(url, spec, run)
+    if run.get("report_uri"):
+        out.append(f"report: {page_link(run['report_uri'])}")
     if run["status"] == "published":
         out.append(f"rows scored {run['rows_scored']:,}")
         timings = run["timings"] or {}
@@ -97,6 +93,30 @@ def run_summary(url: str, spec: JobSpec, run: dict, seconds: float) -> list[str]
         out += analyst_sql(spec)
     out.append("=" * 72)
     return out
+
+
+def snapshot_rows(url: str, job: str, run: dict) -> list[dict]:
+    """The run's own snapshots, by the ids its stages recorded; by sha256 for runs recorded
+    before snapshot ids (migration 005)."""
+    ids = [run.get(f"{kind}_snapshot_id") for kind in ("training", "scoring")]
+    if any(i is not None for i in ids):
+        return fetch_all(
+            url,
+            "SELECT kind, row_count, sha256, uri FROM scoring.snapshots"
+            " WHERE job = %s AND id = ANY(%s) ORDER BY kind",
+            (job, [i for i in ids if i is not None]),
+        )
+    hashes = (run["training_snapshot_sha256"], run["scoring_snapshot_sha256"])
+    if not any(hashes):
+        return []
+    log.info("run %s was recorded before snapshot ids: its snapshots by sha256", run["run_id"])
+    return fetch_all(
+        url,
+        "SELECT DISTINCT ON (kind) kind, row_count, sha256, uri FROM scoring.snapshots"
+        " WHERE job = %s AND sha256 IN (%s, %s)"
+        " ORDER BY kind, (as_of = %s) IS TRUE DESC, created_at",
+        (job, *hashes, run["as_of"]),
+    )
 
 
 def page_link(uri: str) -> str:
@@ -110,38 +130,107 @@ def page_link(uri: str) -> str:
 
 
 def model_lines(url: str, spec: JobSpec, run: dict) -> list[str]:
+    """This run's model decision: the candidate against the champion re-scored on the same
+    holdout, or why no candidate was fitted; then the version that scored."""
     out = []
-    versions = fetch_all(
+    candidate = fetch_one(
         url,
-        "SELECT version, status, primary_metric, metrics, champion_metrics, decision_reason"
-        " FROM scoring.model_versions WHERE job = %s AND (run_id = %s OR version = %s)"
-        " ORDER BY version",
-        (spec.name, run["run_id"], run["model_version"] or -1),
+        "SELECT version, status, primary_metric, metrics, champion_version, champion_metrics,"
+        " decision_reason, forced FROM scoring.model_versions WHERE job = %s AND run_id = %s",
+        (spec.name, run["run_id"]),
     )
-    for version in versions:
-        metric = version["primary_metric"]
-        out.append(
-            f"model v{version['version']} ({version['status']}): holdout {metric} "
-            f"{version['metrics'][metric]:.4f}; {version['decision_reason']}"
-        )
+    retrain = run.get("retrain")
+    if retrain and retrain["due"]:
+        out.append(f"retrain: {retrain['reason']}")
+    if candidate:
+        out.append("model: " + decision_line(candidate))
+        out.append(f"   {candidate['decision_reason']}")
+    elif retrain and not retrain["due"]:
+        out.append(f"model: no candidate this run ({retrain['reason']})")
     if run["model_version"]:
-        out.append(f"scored with model v{run['model_version']}")
+        serving = fetch_one(
+            url,
+            "SELECT primary_metric, metrics, run_id FROM scoring.model_versions"
+            " WHERE job = %s AND version = %s",
+            (spec.name, run["model_version"]),
+        )
+        metric = serving["primary_metric"]
+        out.append(
+            f"scored with model v{run['model_version']} (holdout {metric} "
+            f"{serving['metrics'][metric]:.4f}, trained by run {serving['run_id']})"
+        )
     return out
 
 
+def decision_line(version: dict) -> str:
+    """`champion v1 roc_auc 0.9449 on this holdout vs candidate v2 0.9449: kept v1`."""
+    metric, new = version["primary_metric"], version["metrics"][version["primary_metric"]]
+    number = version["version"]
+    promoted = version["status"] == "champion" or version["forced"]
+    forced = " (forced)" if version["forced"] else ""
+    if version["champion_version"] is None:
+        return f"candidate v{number} holdout {metric} {new:.4f}: first model, champion{forced}"
+    old = version["champion_version"]
+    verdict = f"promoted v{number}{forced}" if promoted else f"kept v{old}"
+    if not version["champion_metrics"]:
+        return f"champion v{old} could not be scored; candidate v{number} {new:.4f}: {verdict}"
+    before = version["champion_metrics"][metric]
+    return (
+        f"champion v{old} {metric} {before:.4f} on this holdout vs candidate v{number} "
+        f"{new:.4f}: {verdict}"
+    )
+
+
 def drift_lines(url: str, spec: JobSpec, run: dict) -> list[str]:
+    """Drift alerts and features to watch, realised-performance alerts, what the policy did."""
     rows = fetch_all(
         url,
-        "SELECT feature, value, threshold FROM scoring.drift_reports"
-        " WHERE job = %s AND run_id = %s AND alert ORDER BY value DESC",
+        "SELECT feature, statistic, value, threshold, watch, level FROM scoring.drift_reports"
+        " WHERE job = %s AND run_id = %s AND level IN ('alert', 'watch')"
+        " ORDER BY level, feature, statistic",
         (spec.name, run["run_id"]),
     )
-    if rows:
-        alerts = ", ".join(f"{r['feature']} (PSI {r['value']:.2f})" for r in rows)
-        return [f"DRIFT ALERTS (PSI > {rows[0]['threshold']}): {alerts}"]
-    if run["status"] == "published":
-        return ["drift: no feature above its PSI threshold"]
-    return []
+    out = []
+    for level in ("alert", "watch"):
+        found = [r for r in rows if r["level"] == level]
+        if found:
+            items = ", ".join(
+                f"{r['feature']} {r['statistic']} {r['value']:.3f}"
+                f" > {r['threshold'] if level == 'alert' else r['watch']}"
+                for r in found
+            )
+            out.append(f"{'DRIFT ALERTS' if level == 'alert' else 'drift to watch'}: {items}")
+    monitoring = run.get("monitoring") or {}
+    if monitoring:
+        out += performance_lines(url, spec)
+    for alert in monitoring.get("performance_alerts", []):
+        out.append(f"PERFORMANCE ALERT: {alert}")
+    if not out and monitoring:
+        out.append("drift: nothing above its thresholds; no performance alert")
+    alerted = monitoring.get("drift_alerts") or monitoring.get("performance_alerts")
+    if alerted and spec.retrain.policy == "on_drift":
+        out.append("the next run retrains (retrain.policy on_drift)")
+    return out
+
+
+def performance_lines(url: str, spec: JobSpec, runs: int = 3) -> list[str]:
+    """The primary metric of the newest runs judged on late labels, beside their holdout."""
+    rows = fetch_all(
+        url,
+        "SELECT p.run_id, p.model_version, p.value, p.holdout, p.labelled, p.trusted"
+        " FROM scoring.model_performance AS p JOIN scoring.scoring_runs AS r"
+        " ON r.job = p.job AND r.run_id = p.run_id WHERE p.job = %s AND p.metric = %s"
+        " ORDER BY r.as_of DESC LIMIT %s",
+        (spec.name, spec.primary_metric, runs),
+    )
+    return [
+        f"realised {spec.primary_metric} of run {r['run_id']} (v{r['model_version']}): "
+        + ("-" if r["value"] is None else f"{r['value']:.4f}")
+        + f" over {r['labelled']:,} late labels, holdout "
+        + ("-" if r["holdout"] is None else f"{r['holdout']:.4f}")
+        + ("" if r["trusted"] else " (too few labels to judge)")
+        for r in rows
+    ]
 
 
 def analyst_sql(spec: JobSpec) -> list[str]:

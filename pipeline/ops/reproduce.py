@@ -15,7 +15,7 @@ from pipeline.contracts import Manifest
 from pipeline.errors import PipelineError
 from pipeline.model import fitting, registry
 from pipeline.spec import JobSpec, spec_from_record
-from pipeline.stages.snapshot import read_snapshot
+from pipeline.stages.snapshot import read_snapshot, recorded_manifest, recorded_snapshot
 from pipeline.store import db
 from pipeline.store.storage import DataRoot
 
@@ -59,16 +59,26 @@ def find_run(url: str, job: str, run: str) -> dict:
     return row
 
 
-def snapshot_manifest(url: str, job: str, sha256: str) -> Manifest:
-    """The manifest of the snapshot with this content hash (as recorded in scoring.snapshots)."""
-    row = db.fetch_one(
-        url,
-        "SELECT manifest FROM scoring.snapshots WHERE job = %s AND sha256 = %s LIMIT 1",
-        (job, sha256),
-    )
+def snapshot_manifest(
+    url: str,
+    job: str,
+    snapshot_id: int | None,
+    sha256: str | None,
+    kind: str,
+    what: str,
+    as_of=None,
+    model_version: int | None = None,
+) -> Manifest:
+    """The manifest of the snapshot `what` (a run, a model) recorded: by its id, or by content
+    hash for rows recorded before snapshot ids (`recorded_snapshot`)."""
+    row = recorded_snapshot(url, job, snapshot_id, sha256, kind, what, as_of, model_version)
     if row is None:
-        raise PipelineError(f"job {job}: no snapshot with sha256 {sha256[:16]}... is recorded")
-    return Manifest.from_json(row["manifest"])
+        recorded = f"id {snapshot_id}" if snapshot_id is not None else f"sha256 {sha256}"
+        raise PipelineError(
+            f"job {job}: the {kind} snapshot of {what} ({recorded}) is no longer recorded in "
+            "scoring.snapshots (pruned?)"
+        )
+    return recorded_manifest(row)
 
 
 def recorded_spec(url: str, job: str, version: int) -> tuple[dict, JobSpec]:
@@ -87,25 +97,48 @@ def recorded_spec(url: str, job: str, version: int) -> tuple[dict, JobSpec]:
 def stored_predictions(url: str, spec: JobSpec, run_id: str) -> pd.DataFrame:
     rows = db.fetch_all(
         url,
-        sql.SQL("SELECT key, score, label FROM {} WHERE run_id = %s ORDER BY key").format(
-            db.scoring_ident(spec.predictions_table)
-        ),
+        sql.SQL(
+            "SELECT key, score, label, probabilities FROM {} WHERE run_id = %s ORDER BY key"
+        ).format(db.scoring_ident(spec.predictions_table)),
         (run_id,),
     )
-    return pd.DataFrame(rows, columns=["key", "score", "label"])
+    return pd.DataFrame(rows, columns=["key", "score", "label", "probabilities"])
 
 
 def reproduce_run(url: str, job: str, run: str) -> Reproduction:
     """Rebuild the run's model from its training snapshot, re-score its snapshot, compare."""
     row = find_run(url, job, run)
     model_row, spec = recorded_spec(url, job, row["model_version"])
-    training = snapshot_manifest(url, job, model_row["training_snapshot_sha256"])
+    training = snapshot_manifest(
+        url,
+        job,
+        model_row.get("training_snapshot_id"),
+        model_row["training_snapshot_sha256"],
+        "training",
+        f"model v{row['model_version']}",
+        model_version=row["model_version"],
+    )
     log.info("rebuilding model v%d of %s from snapshot %s", row["model_version"], job, training.uri)
     rebuilt, _, _ = fitting.fit(spec, read_snapshot(training))
-    scoring = read_snapshot(snapshot_manifest(url, job, row["scoring_snapshot_sha256"]))
-    score, label = fitting.predict_scores(rebuilt, fitting.feature_frame(scoring, spec), spec.task)
-    fresh = pd.DataFrame({"key": scoring[spec.source.key].to_numpy(), "score": score})
-    fresh["label"] = label if label is not None else None
+    scored = snapshot_manifest(
+        url,
+        job,
+        row.get("scoring_snapshot_id"),
+        row["scoring_snapshot_sha256"],
+        "scoring",
+        f"run {row['run_id']}",
+        row["as_of"],
+    )
+    log.info("re-scoring run %s of %s from snapshot %s", row["run_id"], job, scored.uri)
+    scoring = read_snapshot(scored)
+    out = fitting.predict(rebuilt, fitting.feature_frame(scoring, spec), spec)
+    fresh = pd.DataFrame({"key": scoring[spec.source.key].to_numpy(), "score": out.score})
+    fresh["label"] = out.label if out.label is not None else None
+    fresh["probabilities"] = (
+        [dict(zip(out.classes, map(float, row), strict=True)) for row in out.probabilities]
+        if out.probabilities is not None
+        else None
+    )
     stored = stored_predictions(url, spec, row["run_id"])
     result = compare(job, row["run_id"], fresh, stored)
     result.spec_sha256, result.suites_sha256 = row.get("spec_sha256"), row.get("suites_sha256")
@@ -113,7 +146,7 @@ def reproduce_run(url: str, job: str, run: str) -> Reproduction:
 
 
 def compare(job: str, run_id: str, fresh: pd.DataFrame, stored: pd.DataFrame) -> Reproduction:
-    """Key by key: the same keys, bit-identical scores and identical labels."""
+    """Key by key: the same keys, bit-identical scores and probabilities, identical labels."""
     merged = fresh.assign(key=fresh["key"].astype(str)).merge(
         stored.assign(key=stored["key"].astype(str)),
         on="key",
@@ -127,7 +160,9 @@ def compare(job: str, run_id: str, fresh: pd.DataFrame, stored: pd.DataFrame) ->
     same_label = (rebuilt_label.astype(str) == stored_label.astype(str)) | (
         rebuilt_label.isna() & stored_label.isna()
     )
-    ok = same_score & same_label
+    pairs = zip(merged["probabilities_rebuilt"], merged["probabilities_stored"], strict=True)
+    same_probabilities = np.array([a == b for a, b in pairs], dtype=bool)
+    ok = same_score & same_label & same_probabilities
     differences = [
         {
             "key": r.key,

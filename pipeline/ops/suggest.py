@@ -2,24 +2,33 @@
 
 `python -m pipeline suggest-expectations <job>` snapshots the table as of now and writes
 `expectations/<job>/training.json` and `scoring.json`. Every expectation says what risk it
-guards (`meta.notes`) and how bad a failure is (`meta.severity`).
+guards (`meta.notes`) and how bad a failure is (`meta.severity`). A target whose values do not
+fit the job's task is refused first (`check_target_in_table`, also used by `check`), before
+anything is written.
 """
 
 import logging
+import math
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+from psycopg2 import sql
 
 from pipeline.contracts import dumps, plain_json
-from pipeline.spec import JobSpec
+from pipeline.errors import DataValidationError
+from pipeline.spec import MAX_CLASSES, JobSpec, check_columns
 from pipeline.stages.snapshot import KINDS, read_snapshot, snapshot_columns, take_snapshot
 from pipeline.stages.validate import suite_path
+from pipeline.store import db
 
 log = logging.getLogger(__name__)
 
 FINITE = 1e300  # numbers beyond this are infinities: the model cannot use them
 MAX_SET_SIZE = 50
+# a class's share of training rows may move within [share / BALANCE, share * BALANCE]
+BALANCE = 2
 
 
 def expectation(kind: str, severity: str, notes: str, **kwargs) -> dict:
@@ -90,6 +99,79 @@ def column_expectations(spec: JobSpec, frame: pd.DataFrame, column: str) -> list
     return out
 
 
+def floor4(value: float) -> float:
+    """`value` rounded down to 4 decimals, so a bound made from it still holds for the data
+    (after float noise is rounded away: 1 - 0.9 is 0.1, not 0.0999)."""
+    return math.floor(round(value * 10_000, 6)) / 10_000
+
+
+def percent(share: float) -> str:
+    return f"{share:.1%}" if share >= 0.01 else f"{share:.2%}"
+
+
+def class_expectations(spec: JobSpec, frame: pd.DataFrame) -> list[dict]:
+    """A classification target's class set, and each class's share of the training rows.
+
+    The classes are written in the column's own type (integers stay integers, flags stay
+    booleans), as GX compares them with the snapshot's values. GX 1.x has no per-value
+    proportion expectation, so a class's share is bounded with `mostly`, which counts the
+    fraction of (non-null) rows that pass: at least `low` of the rows are in {class}
+    (`expect_column_values_to_be_in_set`), and at least 1 - `high` are not in it
+    (`expect_column_values_to_not_be_in_set`).
+    """
+    column = spec.target
+    shares = frame[column].dropna().value_counts(normalize=True, sort=False)
+    shares = shares[shares > 0].sort_index()  # a categorical counts its unused categories as 0
+    classes = plain_json(shares.index.tolist())  # ints stay ints, booleans stay booleans
+    out = [
+        expectation(
+            "expect_column_values_to_be_in_set",
+            "critical",
+            f"{column} had the classes {classes}; any other value is a new or recoded label the "
+            "model would learn as a class of its own: the run stops before training",
+            column=column,
+            value_set=classes,
+        ),
+        expectation(
+            "expect_column_distinct_values_to_contain_set",
+            "critical",
+            f"every class of {column} needs training rows: a class missing from the training "
+            "data could not be predicted any more: the run stops before training",
+            column=column,
+            value_set=classes,
+        ),
+    ]
+    for value, share in zip(classes, shares.tolist(), strict=True):
+        low, high = share / BALANCE, share * BALANCE
+        balance = (
+            f"class {value!r} was {percent(share)} of training rows; a share outside "
+            f"[{percent(low)}, {percent(min(high, 1))}] means the labelling or the population "
+            "changed, and with it what the model learns"
+        )
+        out.append(
+            expectation(
+                "expect_column_values_to_be_in_set",
+                "warning",
+                balance,
+                column=column,
+                value_set=[value],
+                mostly=floor4(low),
+            )
+        )
+        if high < 1:
+            out.append(
+                expectation(
+                    "expect_column_values_to_not_be_in_set",
+                    "warning",
+                    balance,
+                    column=column,
+                    value_set=[value],
+                    mostly=floor4(1 - high),
+                )
+            )
+    return out
+
+
 def suggest_suite(spec: JobSpec, kind: str, frame: pd.DataFrame) -> dict:
     """A starter suite for one snapshot kind, from that snapshot's data."""
     key, ts = spec.source.key, spec.source.timestamp
@@ -140,31 +222,8 @@ def suggest_suite(spec: JobSpec, kind: str, frame: pd.DataFrame) -> dict:
     for column in spec.features.all:
         exps += column_expectations(spec, frame, column)
     if kind == "training":
-        target = frame[spec.target].dropna()
         if spec.task == "classification":
-            exps.append(
-                expectation(
-                    "expect_column_unique_value_count_to_be_between",
-                    "critical",
-                    "a binary classifier needs both classes in its training data",
-                    column=spec.target,
-                    min_value=2,
-                    max_value=2,
-                )
-            )
-            if len(target) and pd.api.types.is_bool_dtype(target):
-                share = float(target.mean())
-                exps.append(
-                    expectation(
-                        "expect_column_mean_to_be_between",
-                        "warning",
-                        f"the positive class was {share:.1%} of training rows; a big shift in "
-                        "class balance changes what the model learns",
-                        column=spec.target,
-                        min_value=round(share / 2, 4),
-                        max_value=round(min(1.0, share * 2), 4),
-                    )
-                )
+            exps += class_expectations(spec, frame)
         else:
             exps += column_expectations(spec, frame, spec.target)
     return {
@@ -181,8 +240,58 @@ def suggest_suite(spec: JobSpec, kind: str, frame: pd.DataFrame) -> dict:
     }
 
 
+def distinct_target_values(conn, spec: JobSpec) -> list:
+    """Up to MAX_CLASSES + 1 distinct non-null target values of the rows a run would train on
+    now: enough to tell a class set from a number, without reading every value."""
+    query = sql.SQL(
+        "SELECT DISTINCT {target} FROM {table} WHERE {target} IS NOT NULL AND {ts} < now() LIMIT %s"
+    ).format(
+        target=sql.Identifier(spec.target),
+        table=db.table_ident(spec.source.table),
+        ts=sql.Identifier(spec.source.timestamp),
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, (MAX_CLASSES + 1,))
+        return [row[0] for row in cur.fetchall()]
+
+
+def check_target_values(spec: JobSpec, values: list) -> str:
+    """`check_target` on values from `distinct_target_values`: a one-line description of the
+    target, or a DataValidationError. More than MAX_CLASSES values were cut off by the query,
+    so the message says "more than" rather than a count the table does not have."""
+    from pipeline.model.fitting import check_target
+
+    cut = len(values) > MAX_CLASSES
+    try:
+        description = check_target(spec, values)
+    except DataValidationError as exc:
+        if not cut:
+            raise
+        more = f"has more than {MAX_CLASSES} distinct values"
+        message = re.sub(r"has \d+ distinct values", more, str(exc), count=1)
+        raise DataValidationError(message) from None
+    if cut and spec.task == "regression":
+        description = f"numeric target, more than {MAX_CLASSES} distinct values"
+    return description
+
+
+def check_target_in_table(url: str, spec: JobSpec) -> str:
+    """The job's columns are in its table with the right types and its target's values fit the
+    task (a DataValidationError or SpecError otherwise); a one-line description of the target.
+    """
+    with db.transaction(url) as conn:
+        check_columns(spec, db.table_columns(conn, spec.source.table))
+        values = distinct_target_values(conn, spec)
+    return check_target_values(spec, values)
+
+
 def write_suggestions(url: str, spec: JobSpec, overwrite: bool = False) -> list[Path]:
-    """Profile the current table and write starter suites; existing ones need `overwrite`."""
+    """Profile the current table and write starter suites; existing ones need `overwrite`.
+
+    A target that does not fit the task is refused before any snapshot is taken.
+    """
+    target = check_target_in_table(url, spec)
+    log.info("job %s: %s", spec.name, target)
     written = []
     as_of = datetime.now(UTC)
     for kind in KINDS:

@@ -174,6 +174,18 @@ def trigger_form(spec: JobSpec) -> dict:
 def build_dag(spec: JobSpec, path: Path):
     """The DAG for one job spec: settings from the spec, tasks from `flow.STAGES`."""
 
+    default_args = {
+        "owner": spec.owner,
+        "retries": spec.retries,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    }
+    if spec.alerts.targets("failure"):
+        from pipeline.alerts import FailureNotifier
+
+        default_args["on_failure_callback"] = FailureNotifier(spec)  # after a task's last try
+
     @dag(
         dag_id=spec.name,
         description=spec.description or f"Nightly scoring of {spec.source.table}",
@@ -183,13 +195,7 @@ def build_dag(spec: JobSpec, path: Path):
         max_active_runs=1,
         tags=sorted({"scoring", *spec.tags}),
         doc_md=doc_for(spec, path),
-        default_args={
-            "owner": spec.owner,
-            "retries": spec.retries,
-            "retry_delay": timedelta(seconds=30),
-            "retry_exponential_backoff": True,
-            "max_retry_delay": timedelta(minutes=10),
-        },
+        default_args=default_args,
         params=trigger_form(spec),
     )
     def scoring_dag():

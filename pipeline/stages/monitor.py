@@ -1,24 +1,62 @@
-"""Drift: how far each feature of the scored data moved from the data the champion learned on.
+"""Monitoring: how far the scored data moved from what the champion learned on, and how right
+earlier predictions turned out once their labels arrived (`pipeline.stages.performance`).
 
-Population stability index (PSI) per feature: numbers are binned at the training deciles,
-categories and flags by value, missing values are a bin of their own. A PSI above the job's
-threshold is an alert: recorded in scoring.drift_reports and logged, the run is not stopped.
+Per feature: the population stability index (PSI; numbers binned at the training deciles,
+categories and flags by value, NULL a bin of its own), the change of its NULL share, and a
+second opinion by kind: the Kolmogorov-Smirnov statistic for numbers, the share of categories
+the champion never saw for categories. The score itself: PSI of this run's scores against the
+champion's scores on its own holdout. Each figure is `ok`, `watch` (PSI between `psi_watch` and
+`psi_alert`) or `alert`, by the job's `monitoring:` thresholds, and stored in
+scoring.drift_reports. Monitoring runs before publishing: with `monitoring.on_alert: fail` an
+alert stops the run and analysts keep the previous run.
 """
 
 import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
+import pyarrow.parquet as pq
 
-from pipeline.contracts import Context, DriftSummary, Manifest, ServingModel, SnapshotRef
+from pipeline.contracts import (
+    Context,
+    DriftSummary,
+    Manifest,
+    ScoredPartition,
+    ServingModel,
+    SnapshotRef,
+)
+from pipeline.errors import DataValidationError
 from pipeline.spec import JobSpec
-from pipeline.stages.snapshot import open_snapshot
+from pipeline.stages.snapshot import open_snapshot, read_snapshot
 from pipeline.store import db
+from pipeline.store.storage import DataRoot
 
 log = logging.getLogger(__name__)
 
 BINS = 10
 EPSILON = 1e-6
+KS_SAMPLE = 100_000  # values per side for the KS statistic: its error is then about 0.003
+SCORE = "(score)"  # the drift_reports feature name of the score's own drift
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One statistic of one feature (or of the score) and its level."""
+
+    feature: str
+    statistic: str
+    value: float
+    threshold: float
+    watch: float | None = None
+
+    @property
+    def level(self) -> str:
+        if not math.isfinite(self.value):
+            return "ok"
+        if self.value > self.threshold:
+            return "alert"
+        return "watch" if self.watch is not None and self.value >= self.watch else "ok"
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -57,58 +95,245 @@ def categorical_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:
     return counts(train), counts(scored)
 
 
+def missing(values: np.ndarray) -> np.ndarray:
+    """True where a column read by `read_column` holds NULL (None or NaN)."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values])
+
+
+def null_share(values: np.ndarray) -> float:
+    return float(missing(values).mean()) if len(values) else 0.0
+
+
+def ks_statistic(train: np.ndarray, scored: np.ndarray) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic of the non-missing values (sampled, seeded)."""
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(0)
+    sides = []
+    for values in (train, scored):
+        values = np.asarray(values, dtype="float64")
+        values = values[np.isfinite(values)]
+        if len(values) > KS_SAMPLE:
+            values = rng.choice(values, KS_SAMPLE, replace=False)
+        sides.append(values)
+    if not all(len(side) for side in sides):
+        return float("nan")
+    return float(ks_2samp(*sides).statistic)
+
+
+def unseen_share(train: np.ndarray, scored: np.ndarray) -> float:
+    """The share of scored rows whose (non-missing) category never occurs in training."""
+    known = {str(v) for v, m in zip(train, missing(train), strict=True) if not m}
+    flags = [not m and str(v) not in known for v, m in zip(scored, missing(scored), strict=True)]
+    return float(np.mean(flags)) if len(flags) else 0.0
+
+
+def feature_findings(spec: JobSpec, column: str, train, scored) -> list[Finding]:
+    """Every drift statistic of one feature."""
+    limits = spec.monitoring
+    numeric = column in spec.features.numeric
+    histograms = numeric_histograms if numeric else categorical_histograms
+    out = [
+        Finding(column, "psi", psi(*histograms(train, scored)), limits.psi_alert, limits.psi_watch),
+        Finding(
+            column,
+            "null_rate_change",
+            abs(null_share(scored) - null_share(train)),
+            limits.null_rate_change_alert,
+        ),
+    ]
+    if numeric:
+        out.append(Finding(column, "ks", ks_statistic(train, scored), limits.ks_alert))
+    elif column in spec.features.categorical:
+        out.append(
+            Finding(column, "unseen_share", unseen_share(train, scored), limits.unseen_share_alert)
+        )
+    return out
+
+
 def read_column(parquet, column: str) -> np.ndarray:
     return parquet.read(columns=[column]).column(0).to_numpy(zero_copy_only=False)
 
 
-def monitor(ctx: Context, scoring: Manifest, model: ServingModel, published) -> DriftSummary:
-    """Drift of this run's published data against the serving model's training data; then the
-    run's summary, the last lines of the run's last task log."""
-    from pipeline.ops.report import log_run_summary
+def monitor(
+    ctx: Context, scoring: Manifest, model: ServingModel, parts: list[ScoredPartition]
+) -> DriftSummary:
+    """This run's drift and the realised performance of earlier runs; stops the run before it
+    publishes when an alert fires and the job says `monitoring.on_alert: fail`."""
+    from pipeline.stages.performance import measure_performance
 
-    drift = measure_drift(ctx.url, ctx.spec, scoring, model, ctx.run.run_id)
-    log_run_summary(ctx.url, ctx.spec, ctx.run.run_id)
-    return drift
+    spec, run_id = ctx.spec, ctx.run.run_id
+    findings = measure_drift(ctx.url, spec, scoring, model, parts, run_id)
+    performance_alerts = measure_performance(ctx.url, spec)
+    summary = DriftSummary(
+        features=len({f.feature for f in findings} - {SCORE}),
+        alerts=sorted({f.feature for f in findings if f.level == "alert"}),
+        watch=sorted({f.feature for f in findings if f.level == "watch"}),
+        performance_alerts=performance_alerts,
+        action="fail" if spec.monitoring.on_alert == "fail" else "record",
+    )
+    record_monitoring(ctx.url, spec.name, run_id, summary)
+    send_alerts(spec, run_id, findings, performance_alerts)
+    if spec.monitoring.on_alert == "fail" and (summary.alerts or performance_alerts):
+        raise DataValidationError(
+            f"job {spec.name}: monitoring.on_alert is fail and monitoring raised alerts "
+            f"(drift: {summary.alerts or 'none'}; performance: {performance_alerts or 'none'}); "
+            "nothing was published, analysts keep the previous run. See scoring.drift_reports "
+            f"and scoring.model_performance for run {run_id}"
+        )
+    return summary
 
 
-def measure_drift(url: str, spec: JobSpec, scoring: Manifest, model: ServingModel, run_id: str):
-    """PSI of every feature between the serving model's training snapshot and this run's data."""
+def send_alerts(spec: JobSpec, run_id: str, findings: list[Finding], performance: list[str]):
+    """A drift alert and a performance alert to the job's `alerts:` targets, when there are."""
+    from pipeline import alerts
+
+    link = alerts.run_link(spec.name, run_id)
+    drifted = [f for f in findings if f.level == "alert"]
+    if drifted:
+        features = sorted({f.feature for f in drifted})
+        alerts.send(
+            spec,
+            alerts.Alert(
+                job=spec.name,
+                kind="drift",
+                title=f"drift on {', '.join(features)}",
+                details=tuple(
+                    f"{f.feature}: {f.statistic} {f.value:.3f} > {f.threshold}" for f in drifted
+                ),
+                run_id=run_id,
+                link=link,
+            ),
+        )
+    if performance:
+        alerts.send(
+            spec,
+            alerts.Alert(
+                job=spec.name,
+                kind="performance",
+                title=f"realised performance dropped for {len(performance)} run(s)",
+                details=tuple(performance),
+                run_id=run_id,
+                link=link,
+            ),
+        )
+
+
+def serving_training_snapshot(url: str, model: ServingModel) -> SnapshotRef | None:
+    """The snapshot the serving model was trained on, if its record is still there."""
     row = db.fetch_one(
         url,
-        "SELECT uri FROM scoring.snapshots WHERE sha256 = %s LIMIT 1",
+        "SELECT uri FROM scoring.snapshots WHERE sha256 = %s ORDER BY created_at LIMIT 1",
         (model.training_snapshot_sha256,),
     )
-    if row is None:
+    return SnapshotRef(uri=row["uri"], sha256=model.training_snapshot_sha256) if row else None
+
+
+def measure_drift(
+    url: str,
+    spec: JobSpec,
+    scoring: Manifest,
+    model: ServingModel,
+    parts: list[ScoredPartition],
+    run_id: str,
+) -> list[Finding]:
+    """Every drift statistic of this run against the serving model's training data, stored."""
+    training = serving_training_snapshot(url, model)
+    if training is None:
         log.warning("drift skipped: the training snapshot of model v%d is gone", model.version)
-        return DriftSummary(features=0, alerts=[])
-    threshold = spec.monitoring.psi_threshold
-    report = []
-    training = SnapshotRef(uri=row["uri"], sha256=model.training_snapshot_sha256)
+        return []
+    findings = []
     with open_snapshot(training) as trained_on, open_snapshot(scoring) as scored_on:
         for column in spec.features.all:
-            histograms = (
-                numeric_histograms if column in spec.features.numeric else categorical_histograms
-            )
             train, scored = read_column(trained_on, column), read_column(scored_on, column)
-            value = psi(*histograms(train, scored))
-            report.append((column, value, math.isfinite(value) and value > threshold))
-    record_drift(url, spec.name, run_id, report, threshold)
-    alerts = [column for column, _, alert in report if alert]
-    for column, value, alert in report:
-        if alert:
-            log.warning("DRIFT ALERT %s.%s: PSI %.3f > %.2f", spec.name, column, value, threshold)
-    log.info("drift: %d features, %d alert(s)", len(report), len(alerts))
-    return DriftSummary(features=len(report), alerts=alerts)
+            findings += feature_findings(spec, column, train, scored)
+    limits = spec.monitoring
+    value = psi(*numeric_histograms(holdout_scores(spec, model, training), run_scores(parts)))
+    findings.append(Finding(SCORE, "psi", value, limits.psi_alert, limits.psi_watch))
+    record_drift(url, spec.name, run_id, findings)
+    for finding in findings:
+        if finding.level != "ok":
+            log.warning(
+                "DRIFT %s %s.%s: %s %.3f (%s above %.2f)",
+                finding.level.upper(),
+                spec.name,
+                finding.feature,
+                finding.statistic,
+                finding.value,
+                "alert" if finding.level == "alert" else "watch",
+                finding.threshold if finding.level == "alert" else finding.watch,
+            )
+    alerts = sorted({f.feature for f in findings if f.level == "alert"})
+    log.info("drift: %d statistics, alerts on %s", len(findings), alerts or "none")
+    return findings
 
 
-def record_drift(url: str, job: str, run_id: str, report: list, threshold: float) -> None:
+def holdout_scores(spec: JobSpec, model: ServingModel, training: SnapshotRef) -> np.ndarray:
+    """The serving model's scores on its own holdout: what its scores looked like when judged."""
+    from pipeline.model.fitting import feature_frame, holdout_mask, predict
+    from pipeline.model.registry import load_model
+
+    frame = read_snapshot(training, [spec.source.key, *spec.features.all])
+    frame = frame[holdout_mask(frame[spec.source.key], spec.model.holdout_fraction)]
+    fitted = load_model(model.artifact_uri, model.artifact_sha256)
+    return predict(fitted, feature_frame(frame, spec), spec).score
+
+
+def run_scores(parts: list[ScoredPartition]) -> np.ndarray:
+    """This run's scores, from its scored partitions."""
+    root = DataRoot()
+    columns = []
+    for part in parts:
+        with root.open_input(root.path_of(part.uri)) as source:
+            columns.append(pq.read_table(source, columns=["score"]).column(0).to_numpy())
+    return np.concatenate(columns) if columns else np.array([], dtype="float64")
+
+
+def record_drift(url: str, job: str, run_id: str, findings: list[Finding]) -> None:
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute(
             "DELETE FROM scoring.drift_reports WHERE job = %s AND run_id = %s", (job, run_id)
         )
         cur.executemany(
             "INSERT INTO scoring.drift_reports"
-            " (job, run_id, feature, statistic, value, threshold, alert)"
-            " VALUES (%s, %s, %s, 'psi', %s, %s, %s)",
-            [(job, run_id, column, value, threshold, alert) for column, value, alert in report],
+            " (job, run_id, feature, statistic, value, threshold, watch, alert, level)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    job,
+                    run_id,
+                    f.feature,
+                    f.statistic,
+                    f.value if math.isfinite(f.value) else None,
+                    f.threshold,
+                    f.watch,
+                    f.level == "alert",
+                    f.level,
+                )
+                for f in findings
+            ],
+        )
+
+
+def record_monitoring(url: str, job: str, run_id: str, summary: DriftSummary) -> None:
+    """What monitoring found, on the run: `retrain.policy: on_drift` reads it on the next run."""
+    from psycopg2.extras import Json
+
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE scoring.scoring_runs SET monitoring = %s WHERE job = %s AND run_id = %s",
+            (
+                Json(
+                    {
+                        "drift_alerts": summary.alerts,
+                        "drift_watch": summary.watch,
+                        "performance_alerts": summary.performance_alerts,
+                        "action": summary.action,
+                    }
+                ),
+                job,
+                run_id,
+            ),
         )

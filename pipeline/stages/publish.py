@@ -21,6 +21,7 @@ from psycopg2 import errors, sql
 
 from pipeline.contracts import (
     Context,
+    DriftSummary,
     Manifest,
     Published,
     PublishRecord,
@@ -49,7 +50,16 @@ KEY_TYPES = {
     "character": "text",
     "uuid": "uuid",
 }
-COPY_COLUMNS = ("run_id", "key", "score", "label", "model_version", "as_of", "scored_at")
+COPY_COLUMNS = (
+    "run_id",
+    "key",
+    "score",
+    "label",
+    "probabilities",
+    "model_version",
+    "as_of",
+    "scored_at",
+)
 BATCH_ROWS = 25_000  # rows per CSV chunk: 100k held ~80 MiB more in flight, no faster
 DDL_LOCK_TIMEOUT = "5s"
 PREFETCH = 4  # CSV chunks made ahead of COPY: enough to keep Postgres busy, little memory
@@ -68,10 +78,32 @@ def render_job_objects(conn, spec: JobSpec, key_pg_type: str) -> str:
             predictions=db.scoring_ident(spec.predictions_table),
             latest=db.scoring_ident(spec.latest_view),
             lineage=db.scoring_ident(spec.lineage_view),
+            drift=db.scoring_ident(spec.drift_view),
+            performance=db.scoring_ident(spec.performance_view),
             job=sql.Literal(spec.name),
             key_type=sql.SQL(KEY_TYPES[key_pg_type]),
+            score_meaning=sql.Literal(score_meaning(spec)),
         )
         .as_string(conn)
+    )
+
+
+def score_meaning(spec: JobSpec) -> str:
+    """What `score` is for this job, as the latest view's column comment says it."""
+    if spec.task == "regression":
+        return f"the predicted {spec.target}"
+    if spec.classes and len(spec.classes) > 2:
+        return f"the probability of label, the most likely class of {spec.target}"
+    positive = spec.positive_class or "the class true, 1 or yes"
+    if spec.classes or spec.positive_class:
+        return (
+            f"the probability that {spec.target} is {positive}; label is {positive} when it is "
+            "at least 0.5"
+        )
+    return (
+        f"binary target: the probability that {spec.target} is {positive} (label is that "
+        "class when score is at least 0.5); 3 or more classes: the probability of label, "
+        "the most likely class"
     )
 
 
@@ -131,8 +163,13 @@ def publish(
     scoring_check: Validation,
     model: ServingModel,
     parts: list[ScoredPartition],
+    drift: DriftSummary,
 ) -> Published:
-    """Publish the scored partitions with the record of what made them."""
+    """Publish the scored partitions with the record of what made them (monitoring, `drift`,
+    has let them through); then the run's summary, the last lines of the run's last task log."""
+    from pipeline.ops.report import log_run_summary
+    from pipeline.ops.run_report import report_run
+
     checks = (training_check, scoring_check)
     record = PublishRecord(
         model_version=model.version,
@@ -154,9 +191,13 @@ def publish(
             "train": model.train_seconds,
             "score": max((p.seconds for p in parts), default=0.0),
         },
+        scoring_snapshot_id=scoring.snapshot_id,
+        training_snapshot_id=training.snapshot_id,
     )
     published = publish_run(ctx.url, ctx.spec, ctx.run, parts, record)
     prune_predictions(ctx.url, ctx.spec)
+    report_run(ctx.url, ctx.spec.name, ctx.run.run_id, ctx.spec)
+    log_run_summary(ctx.url, ctx.spec, ctx.run.run_id)
     return published
 
 
@@ -260,6 +301,7 @@ def csv_rows(batch: pa.RecordBatch, constants: dict) -> bytes:
             "key": batch.column("key"),
             "score": batch.column("score"),
             "label": batch.column("label"),
+            "probabilities": batch.column("probabilities"),
             "model_version": pa.repeat(pa.scalar(constants["model_version"], pa.int64()), n),
             "as_of": pa.repeat(pa.scalar(constants["as_of"]), n),
             "scored_at": pa.repeat(pa.scalar(constants["scored_at"]), n),
@@ -271,7 +313,19 @@ def csv_rows(batch: pa.RecordBatch, constants: dict) -> bytes:
 
 
 def mark_published(cur, spec: JobSpec, run: Run, record: PublishRecord, rows: int, when):
-    """Write the run's row as published, with what made it; returns its published_at."""
+    """Write the run's row as published, with what made it; returns its published_at.
+
+    The snapshot ids are the run's own snapshots (its snapshot stages set them too); a record
+    without them (from before snapshot ids) leaves what those stages set.
+    """
+    ids = {
+        f"{kind}_snapshot_id": value
+        for kind, value in (
+            ("training", record.training_snapshot_id),
+            ("scoring", record.scoring_snapshot_id),
+        )
+        if value is not None
+    }
     return upsert(
         cur,
         "scoring_runs",
@@ -291,6 +345,7 @@ def mark_published(cur, spec: JobSpec, run: Run, record: PublishRecord, rows: in
             "code_version": code_version(),
             "timings": record.timings,
             "published_at": when,
+            **ids,
         },
         key=("job", "run_id"),
         returning="published_at",

@@ -7,6 +7,8 @@ import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+from psycopg2.extras import Json
+
 from pipeline.contracts import Context, RetrainDecision, Run, Validation, dumps
 from pipeline.errors import PipelineError
 from pipeline.spec import load_spec
@@ -200,13 +202,17 @@ def list_runs(url: str, job: str, limit: int = 20) -> list[dict]:
 
 
 def mark_failed(url: str, job: str, run_id: str, error: str) -> None:
-    """Record why a run stopped, passwords masked; a published run stays published."""
+    """Record why a run stopped, passwords masked (a published run stays published); then write
+    its report, which says why."""
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute(
             "UPDATE scoring.scoring_runs SET status = 'failed', error = %s"
             " WHERE job = %s AND run_id = %s AND status <> 'published'",
             (db.redact(error)[:4000], job, run_id),
         )
+    from pipeline.ops.run_report import report_run
+
+    report_run(url, job, run_id)
 
 
 def decide_retrain(ctx: Context, *checks: Validation) -> RetrainDecision:
@@ -216,7 +222,13 @@ def decide_retrain(ctx: Context, *checks: Validation) -> RetrainDecision:
     """
     due, reason = retrain_due(ctx.url, ctx.spec, parse_timestamp(ctx.run.as_of), ctx.run.retrain)
     log.info("retrain: %s (%s)", "yes" if due else "no", reason)
-    return RetrainDecision(due=due, reason=reason)
+    decision = RetrainDecision(due=due, reason=reason)
+    with db.transaction(ctx.url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE scoring.scoring_runs SET retrain = %s WHERE job = %s AND run_id = %s",
+            (Json(decision.to_json()), ctx.spec.name, ctx.run.run_id),
+        )
+    return decision
 
 
 def retrain_due(url: str, spec, as_of: datetime, override: str) -> tuple[bool, str]:
@@ -243,8 +255,26 @@ def retrain_due(url: str, spec, as_of: datetime, override: str) -> tuple[bool, s
             day in policy.weekdays,
             f"retrain.policy weekdays {policy.weekdays}; as_of is a {day}",
         )
+    if policy.policy == "on_drift":
+        return alerts_of_last_run(url, spec.name)
     due = champion_created + timedelta(days=policy.every_days) <= as_of
     return (
         due,
         f"retrain.policy every {policy.every_days} days; champion from {champion_created:%Y-%m-%d}",
     )
+
+
+def alerts_of_last_run(url: str, job: str) -> tuple[bool, str]:
+    """(due, reason) for `retrain.policy: on_drift`: whether the last published run's monitoring
+    raised a drift or realised-performance alert."""
+    last = db.fetch_one(
+        url,
+        "SELECT run_id, monitoring FROM scoring.scoring_runs WHERE job = %s"
+        " AND status = 'published' ORDER BY as_of DESC, published_at DESC LIMIT 1",
+        (job,),
+    )
+    found = (last or {}).get("monitoring") or {}
+    alerts = [*found.get("drift_alerts", []), *found.get("performance_alerts", [])]
+    if alerts:
+        return True, f"retrain.policy on_drift: run {last['run_id']} raised alerts on {alerts}"
+    return False, "retrain.policy on_drift: the last published run raised no alert"

@@ -2,17 +2,19 @@
 
 A snapshot is ordered by key and cut into fixed row groups, so a contiguous run of row groups
 is a key range. Each partition streams its row groups, predicts batch by batch and writes one
-Parquet file of (key, score, label); re-running a partition rewrites the same file.
+Parquet file of (key, score, label, probabilities); re-running a partition rewrites the same file.
 """
 
+import json
 import logging
 import time
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.contracts import Context, Manifest, Partition, ScoredPartition, ServingModel
-from pipeline.model.fitting import feature_frame, predict_scores
+from pipeline.model.fitting import Predictions, feature_frame, predict
 from pipeline.model.registry import load_model
 from pipeline.progress import Progress
 from pipeline.spec import JobSpec
@@ -73,7 +75,14 @@ def score_partition(
     progress = Progress(log, f"score {spec.name} partition {partition.index}", partition.rows)
     with open_snapshot(manifest) as source:
         key_type = source.schema_arrow.field(key).type
-        schema = pa.schema([("key", key_type), ("score", pa.float64()), ("label", pa.string())])
+        schema = pa.schema(
+            [
+                ("key", key_type),
+                ("score", pa.float64()),
+                ("label", pa.string()),
+                ("probabilities", pa.string()),
+            ]
+        )
         with root.open_output(out_path) as sink, pq.ParquetWriter(sink, schema) as writer:
             if last > first:
                 batches = source.iter_batches(
@@ -96,14 +105,28 @@ def score_partition(
 
 def predict_batch(model, spec: JobSpec, batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
     frame = batch.to_pandas()
-    score, label = predict_scores(model, feature_frame(frame, spec), spec.task)
+    out = predict(model, feature_frame(frame, spec), spec)
+    rows = len(out.score)
     return pa.table(
         [
             batch.column(0),
-            pa.array(score, pa.float64()),
-            pa.array(label, pa.string())
-            if label is not None
-            else pa.nulls(len(score), pa.string()),
+            pa.array(out.score, pa.float64()),
+            pa.nulls(rows, pa.string()) if out.label is None else pa.array(out.label, pa.string()),
+            probabilities_json(out),
         ],
         schema=schema,
     )
+
+
+def probabilities_json(out: Predictions) -> pa.Array:
+    """Each row's class probabilities as a JSON object text, e.g. `{"a": 0.1, "b": 0.9}`, built
+    column-wise by Arrow (a float's text is its shortest round-trip form); nulls for a regression.
+    """
+    if out.probabilities is None:
+        return pa.nulls(len(out.score), pa.string())
+    pieces = []
+    for i, name in enumerate(out.classes):
+        pieces.append(("{" if i == 0 else ", ") + json.dumps(name) + ": ")
+        pieces.append(pc.cast(pa.array(out.probabilities[:, i], pa.float64()), pa.string()))
+    pieces.append("}")
+    return pc.binary_join_element_wise(*pieces, "")

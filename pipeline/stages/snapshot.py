@@ -11,15 +11,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
 from pipeline.contracts import Context, Manifest, SnapshotRef
-from pipeline.errors import PipelineError
+from pipeline.errors import DataValidationError, PipelineError
 from pipeline.progress import Progress
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec, check_columns
@@ -55,6 +57,7 @@ PARQUET_OPTIONS = {
     "version": "2.6",
 }
 CSV_BLOCK_BYTES = 8 << 20
+DUPLICATE_SAMPLE = 5  # duplicated keys an error names
 
 
 def snapshot_columns(spec: JobSpec, kind: str) -> list[str]:
@@ -117,15 +120,20 @@ def snapshot_dir(root: DataRoot, job: str, kind: str, as_of: datetime) -> str:
 
 
 def snapshot(ctx: Context, kind: str) -> Manifest:
-    """The run's `kind` snapshot as of its cut-off."""
-    return take_snapshot(ctx.spec, kind, datetime.fromisoformat(ctx.run.as_of), ctx.url)
+    """The run's `kind` snapshot as of its cut-off, recorded on the run's row."""
+    as_of = datetime.fromisoformat(ctx.run.as_of)
+    return take_snapshot(ctx.spec, kind, as_of, ctx.url, run_id=ctx.run.run_id)
 
 
-def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> Manifest:
-    """Write the snapshot and its manifest, record it in scoring.snapshots; returns the manifest.
+def take_snapshot(
+    spec: JobSpec, kind: str, as_of: datetime, url: str, run_id: str | None = None
+) -> Manifest:
+    """Write the snapshot and its manifest, record it in scoring.snapshots (and, for a run's
+    snapshot, its id on the run's row); returns the manifest with its `snapshot_id`.
 
     The folder is `<as_of>/<sha256 prefix>/`: if the table was changed in place under an old
-    timestamp, a second snapshot of the same as_of sits beside the first, never over it.
+    timestamp, a second snapshot of the same as_of sits beside the first, never over it. A key
+    that occurs twice fails the snapshot (DataValidationError) and leaves no file.
     """
     started = time.perf_counter()
     root = DataRoot()
@@ -143,6 +151,7 @@ def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> Manife
         estimate = estimate_rows(conn, spec.source.table)
         future = count_future_rows(conn, spec)
         log.info("snapshot %s/%s as of %s: %s", spec.name, kind, as_of.isoformat(), query_text)
+        duplicates = DuplicateKeys(spec.source.key)
         with root.open_output(incoming) as sink:
             rows, row_groups = copy_to_parquet(
                 conn,
@@ -152,7 +161,10 @@ def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> Manife
                 sink,
                 spec.scoring.batch_rows,
                 Progress(log, f"snapshot {spec.name}/{kind}", estimate),
+                duplicates,
             )
+        if duplicates.count:
+            raise DataValidationError(duplicates.message(spec, kind, as_of))
     except BaseException:
         root.remove(incoming)
         raise
@@ -178,8 +190,8 @@ def take_snapshot(spec: JobSpec, kind: str, as_of: datetime, url: str) -> Manife
         library_versions=library_versions(),
         seconds=round(time.perf_counter() - started, 3),
     )
-    root.write_json(f"{folder}/manifest.json", manifest.to_json())
-    record_snapshot(url, manifest)
+    root.write_json(f"{folder}/manifest.json", file_json(manifest))
+    manifest = replace(manifest, snapshot_id=record_snapshot(url, manifest, run_id))
     log.info(
         "snapshot %s/%s: %d rows, sha256 %s, %s", spec.name, kind, rows, sha256[:16], manifest.uri
     )
@@ -215,10 +227,52 @@ def estimate_rows(conn, table: str) -> int | None:
     return int(row[0]) if row and row[0] and row[0] > 0 else None
 
 
+class DuplicateKeys:
+    """Counts the keys that occur more than once in batches sorted by key (the snapshot's
+    ORDER BY): equal keys are then adjacent, so each batch is compared with itself shifted by
+    one row, and its first key with the previous batch's last. Vectorised, one pass, no sort."""
+
+    def __init__(self, column: str):
+        self.column = column
+        self.count = 0  # distinct keys seen more than once
+        self.sample: list = []
+        self.previous = None  # the last key of the previous batch
+        self.last_repeated = None  # the last key counted
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        keys = batch.column(self.column)
+        if not len(keys):
+            return
+        repeated = keys[1:].filter(pc.equal(keys[1:], keys[:-1]))  # nulls compare as null: dropped
+        first = keys[0].as_py()
+        if first is not None and first == self.previous:
+            repeated = pa.concat_arrays([keys[:1], repeated])
+        self.previous = keys[-1].as_py()
+        if not len(repeated):
+            return
+        distinct = pc.unique(repeated).to_pylist()  # sorted, so only the first may be counted
+        if distinct[0] == self.last_repeated:
+            distinct = distinct[1:]
+        if distinct:
+            self.count += len(distinct)
+            self.sample += distinct[: DUPLICATE_SAMPLE - len(self.sample)]
+            self.last_repeated = distinct[-1]
+
+    def message(self, spec: JobSpec, kind: str, as_of: datetime) -> str:
+        return (
+            f"job {spec.name}: source {spec.source.table} has {self.count:,} duplicated "
+            f"value(s) of its key column {self.column} in the {kind} snapshot as of "
+            f"{as_of.isoformat()}, e.g. {self.sample}: predictions are keyed by it, so it must "
+            "be unique per row; fix the source (a view: its joins) or set source.key to a "
+            "unique column. No snapshot was written."
+        )
+
+
 def copy_to_parquet(
-    conn, query_text, csv_schema, schema, sink, row_group_rows, progress
+    conn, query_text, csv_schema, schema, sink, row_group_rows, progress, keys=None
 ) -> tuple[int, int]:
-    """Stream `COPY (query) TO STDOUT` through Arrow's CSV reader into fixed-size row groups."""
+    """Stream `COPY (query) TO STDOUT` through Arrow's CSV reader into fixed-size row groups;
+    every batch also goes through `keys` (a DuplicateKeys), if given."""
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
@@ -242,6 +296,8 @@ def copy_to_parquet(
             with pq.ParquetWriter(sink, schema, **PARQUET_OPTIONS) as writer:
                 for batch in reader or ():
                     batch = conform(batch, schema)
+                    if keys is not None:
+                        keys.add(batch)
                     pending.append(batch)
                     pending_rows += batch.num_rows
                     progress.advance(batch.num_rows)
@@ -338,10 +394,19 @@ def read_snapshot(manifest: SnapshotRef | Manifest, columns: list[str] | None = 
     return read_snapshot_table(manifest, columns).to_pandas()
 
 
-def record_snapshot(url: str, manifest: Manifest) -> None:
-    """Upsert the scoring.snapshots row for (job, kind, as_of, sha256)."""
+def file_json(manifest: Manifest) -> dict:
+    """The manifest as written beside the data and in scoring.snapshots: without the row's id."""
+    data = manifest.to_json()
+    data.pop("snapshot_id", None)
+    return data
+
+
+def record_snapshot(url: str, manifest: Manifest, run_id: str | None = None) -> int:
+    """Upsert the scoring.snapshots row for (job, kind, as_of, sha256); returns its id. With
+    `run_id`, the id also goes on that run's row (`<kind>_snapshot_id`), unless the run is
+    already published: a re-run's snapshot must not re-point predictions made from another."""
     with db.transaction(url) as conn, conn.cursor() as cur:
-        upsert(
+        snapshot_id = upsert(
             cur,
             "snapshots",
             {
@@ -352,8 +417,76 @@ def record_snapshot(url: str, manifest: Manifest) -> None:
                 "sha256": manifest.sha256,
                 "uri": manifest.uri,
                 "query": manifest.query,
-                "manifest": manifest.to_json(),
+                "manifest": file_json(manifest),
                 "created_at": datetime.now(UTC),
             },
             key=("job", "kind", "as_of", "sha256"),
+            returning="id",
         )
+        if run_id is not None:
+            cur.execute(
+                sql.SQL(
+                    "UPDATE scoring.scoring_runs SET {} = %s"
+                    " WHERE job = %s AND run_id = %s AND status <> 'published'"
+                ).format(sql.Identifier(f"{manifest.kind}_snapshot_id")),
+                (snapshot_id, manifest.job, run_id),
+            )
+    return snapshot_id
+
+
+SNAPSHOT_BY_ID = (
+    "SELECT id, kind, as_of, row_count, sha256, uri, manifest FROM scoring.snapshots"
+    " WHERE job = %s AND id = %s"
+)
+# The snapshot with that content, the same kind and as_of first: `as_of`, else that of the run
+# that registered the model `version` (for a model's training snapshot).
+SNAPSHOT_BY_SHA256 = (
+    "SELECT id, kind, as_of, row_count, sha256, uri, manifest FROM scoring.snapshots"
+    " WHERE job = %(job)s AND sha256 = %(sha256)s"
+    " ORDER BY kind = %(kind)s DESC, (as_of = coalesce(%(as_of)s::timestamptz, ("
+    "  SELECT r.as_of FROM scoring.model_versions AS m JOIN scoring.scoring_runs AS r"
+    "  ON r.job = m.job AND r.run_id = m.run_id"
+    "  WHERE m.job = %(job)s AND m.version = %(version)s))) IS TRUE DESC, created_at, id"
+    " LIMIT 1"
+)
+
+
+def recorded_snapshot(
+    url: str,
+    job: str,
+    snapshot_id: int | None,
+    sha256: str | None,
+    kind: str,
+    what: str,
+    as_of: datetime | None = None,
+    model_version: int | None = None,
+) -> dict | None:
+    """The scoring.snapshots row a run or model recorded (`what` names it for the log), by
+    its id; None if that row is gone (pruned).
+
+    Rows written before snapshot ids (migration 005) have only the sha256: then the snapshot
+    with that content, preferring the same kind and as_of (`as_of`, or for a model's training
+    snapshot that of the run that registered `model_version`): another snapshot with the same
+    bytes, e.g. one `suggest-expectations` took, may sit in another folder.
+    """
+    if snapshot_id is not None:
+        return db.fetch_one(url, SNAPSHOT_BY_ID, (job, snapshot_id))
+    if sha256 is None:
+        return None
+    log.info(
+        "%s was recorded before snapshot ids (migration 005): looking up its %s snapshot by "
+        "sha256 %s, same kind and as_of first",
+        what,
+        kind,
+        sha256[:16],
+    )
+    return db.fetch_one(
+        url,
+        SNAPSHOT_BY_SHA256,
+        {"job": job, "sha256": sha256, "kind": kind, "as_of": as_of, "version": model_version},
+    )
+
+
+def recorded_manifest(row: dict) -> Manifest:
+    """The manifest of a scoring.snapshots row, with the row's id."""
+    return Manifest.from_json({**row["manifest"], "snapshot_id": row["id"]})

@@ -96,6 +96,7 @@ def save_candidate(spec: JobSpec, manifest: Manifest, run_id, model, metrics, se
         params=plain_json(params),
         metrics=metrics,
         seconds=round(seconds, 3),
+        training_snapshot_id=manifest.snapshot_id,
     )
 
 
@@ -125,7 +126,7 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
         else:
             frame = read_snapshot(load_manifest(candidate.training_snapshot_uri))
             _, _, x_hold, y_hold = fitting.split(frame, spec)
-            champion_metrics = fitting.evaluate(champion_model, x_hold, y_hold, spec.task)
+            champion_metrics = fitting.evaluate(champion_model, x_hold, y_hold, spec)
             promote, reason = fitting.beats(spec, candidate.metrics, champion_metrics)
             verdict = "promoted" if promote else f"kept champion v{current['version']}"
             reason = f"{verdict}: {reason}"

@@ -17,8 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import alerts
 from pipeline.config import expectations_dir
-from pipeline.contracts import Context, Manifest, Validation
+from pipeline.contracts import Context, Manifest, Validation, plain_json
 from pipeline.errors import DataValidationError, PipelineError
 from pipeline.spec import JobSpec
 from pipeline.stages.snapshot import open_snapshot
@@ -126,7 +127,23 @@ def validate(ctx: Context, manifest: Manifest) -> Validation:
     """Validate a snapshot with the suite the run froze for its kind."""
     raw = ctx.run.suites[manifest.kind]
     where = f"the {manifest.kind} suite of run {ctx.run.run_id}"
-    return validate_snapshot(ctx.url, ctx.spec, manifest, ctx.run.run_id, build_suite(raw, where))
+    summary = validate_snapshot(
+        ctx.url, ctx.spec, manifest, ctx.run.run_id, build_suite(raw, where)
+    )
+    warnings = [f["message"] for f in summary.failures if f["severity"] == "warning"]
+    if warnings:
+        alerts.send(
+            ctx.spec,
+            alerts.Alert(
+                job=ctx.spec.name,
+                kind="validation_warning",
+                title=f"{len(warnings)} validation warning(s) in the {manifest.kind} snapshot",
+                details=tuple(warnings),
+                run_id=ctx.run.run_id,
+                link=alerts.run_link(ctx.spec.name, ctx.run.run_id),
+            ),
+        )
+    return summary
 
 
 def validate_snapshot(url: str, spec: JobSpec, manifest: Manifest, run_id: str, suite):
@@ -136,8 +153,9 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: Manifest, run_id: str, 
     with open_snapshot(manifest) as parquet:
         result = run_suite(suite, parquet, suite_parameters(url, manifest))
         nan = nan_failures(spec, parquet)
+        no_features = all_null_features_failure(spec, manifest, parquet)
     failures = [describe_failure(r) for r in result.results if not r.success]
-    failures += future_rows_failure(spec, manifest) + nan
+    failures += future_rows_failure(spec, manifest) + nan + no_features
     critical = [f for f in failures if f["severity"] == "critical"]
     warnings = [f for f in failures if f["severity"] == "warning"]
     root = DataRoot()
@@ -285,12 +303,38 @@ def render_data_docs(result) -> str:
     GX formats an observed value through its repr, and NumPy 2 writes a float64 as
     `np.float64(0.2)`, which GX cannot parse: that cell would be left out and an ERROR logged
     (e.g. expect_column_mean_to_be_between on a boolean column). NumPy's 1.25 reprs are plain.
+
+    GX's page loads Bootstrap, Font Awesome, jQuery and Vega from CDNs, so offline it would
+    show as bare HTML: `offline_data_docs` inlines the Bootstrap CSS it links and drops every
+    external reference and script (the "how to" walkthrough is not rendered), so the page
+    opens from a file, a bucket or the UI's "Scoring files" with no network.
+
+    GX writes the unexpected values it samples into its tables as raw HTML (only template
+    parameters are escaped): a text value `<b>x</b>` would be markup. They are escaped here, on
+    a copy of the result; the page's Content-Security-Policy forbids scripts and loads anyway.
     """
+    import copy
+    import html
+
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
+    from pipeline.ops.run_report import offline_data_docs
+
+    def escaped(value):
+        return html.escape(value, quote=False) if isinstance(value, str) else value
+
+    result = copy.deepcopy(result)
+    for each in result.results:
+        details = each.result or {}
+        for key in ("partial_unexpected_list", "unexpected_list"):
+            if details.get(key):
+                details[key] = [escaped(v) for v in details[key]]
+        for count in details.get("partial_unexpected_counts") or []:
+            count["value"] = escaped(count.get("value"))
     with np.printoptions(legacy="1.25"):
-        return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+        document = ValidationResultsPageRenderer().render(result)
+        return offline_data_docs(DefaultJinjaPageView().render(document, show_how_to_buttons=False))
 
 
 def describe_failure(result) -> dict:
@@ -382,6 +426,62 @@ def nan_failures(spec: JobSpec, parquet) -> list[dict]:
                 }
             )
     return out
+
+
+def all_null_features_failure(spec: JobSpec, manifest: Manifest, parquet) -> list[dict]:
+    """Rows whose features are all NULL: the model sees nothing of them and scores them all the
+    same. Severity `validation.all_null_features` of the spec (warning by default).
+
+    Counted with Arrow, one feature column at a time (a boolean mask of the rows still all
+    NULL is all that is kept); a feature without any NULL in the file's statistics means no
+    such row, without reading anything.
+    """
+    features = [c for c in spec.features.all if c in parquet.schema_arrow.names]
+    rows = parquet.metadata.num_rows
+    if not rows or len(features) < len(spec.features.all):
+        return []  # a missing feature column is for its suite's expect_column_to_exist to report
+    if any(null_count(parquet, column) == 0 for column in features):
+        return []
+    mask = None
+    for column in features:
+        nulls = pc.is_null(parquet.read(columns=[column]).column(column))
+        mask = nulls if mask is None else pc.and_(mask, nulls)
+        if not pc.any(mask).as_py():
+            return []
+    count = pc.sum(mask).as_py() or 0
+    if not count:
+        return []
+    key = spec.source.key
+    keys = pc.filter(parquet.read(columns=[key]).column(key), mask)
+    samples = [plain_json(k) for k in keys.slice(0, SAMPLE_VALUES).to_pylist()]
+    share = count / rows
+    return [
+        {
+            "expectation": "features_not_all_null",
+            "column": None,
+            "severity": spec.validation.all_null_features,
+            "observed": count,
+            "unexpected_count": count,
+            "samples": samples,
+            "guards": "a row with every feature NULL gives the model nothing to go on: it gets "
+            "the same score as every other such row (a broken join or load upstream)",
+            "message": f"features_not_all_null; job {spec.name}: {count} of {rows} "
+            f"{manifest.kind} rows ({share:.2%}) have every feature NULL "
+            f"({', '.join(spec.features.all)}), e.g. keys {samples}",
+        }
+    ]
+
+
+def null_count(parquet, column: str) -> int | None:
+    """NULLs in a column by the file's row-group statistics; None when a group has none."""
+    index = parquet.schema_arrow.get_field_index(column)
+    total = 0
+    for group in range(parquet.metadata.num_row_groups):
+        stats = parquet.metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_null_count:
+            return None
+        total += stats.null_count
+    return total
 
 
 def short(value, limit: int = 60):

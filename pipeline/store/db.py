@@ -87,8 +87,14 @@ def scoring_ident(name: str) -> sql.Identifier:
     return sql.Identifier(SCHEMA, name)
 
 
+# what a source may be: table, partitioned table, view, materialized view, foreign table
+SOURCE_KINDS = ("r", "p", "v", "m", "f")
+
+
 def table_columns(conn, qualified_name: str) -> dict[str, str]:
-    """Column name -> Postgres data type, in table order; a clear error if the table is missing.
+    """Column name -> Postgres data type, in column order; a clear error if the relation is
+    missing. A source may be a table, a view or a materialized view (or a partitioned or
+    foreign table): a view's columns have the types of the expressions it selects.
 
     Read from the catalog, which any login sees: the owner deploying a job's objects needs its
     key's type without being allowed to read the rows.
@@ -99,9 +105,10 @@ def table_columns(conn, qualified_name: str) -> dict[str, str]:
             "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute AS a"
             " JOIN pg_class AS c ON c.oid = a.attrelid"
             " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped"
+            " WHERE n.nspname = %s AND c.relname = %s AND c.relkind = ANY(%s)"
+            " AND a.attnum > 0 AND NOT a.attisdropped"
             " ORDER BY a.attnum",
-            (schema, table),
+            (schema, table, list(SOURCE_KINDS)),
         )
         rows = cur.fetchall()
     if not rows:

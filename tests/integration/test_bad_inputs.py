@@ -31,7 +31,7 @@ CRITICAL = {
     "duplicate keys": (
         [DROP_KEY, "INSERT INTO demo.customers SELECT * FROM demo.customers WHERE customer_id < 4"],
         DataValidationError,
-        ["expect_column_values_to_be_unique; column 'customer_id'", "e.g. [1, 1, 2, 2, 3]"],
+        ["3 duplicated value(s) of its key column customer_id", "e.g. [1, 2, 3]"],
     ),
     "nulls in a required column": (
         [
@@ -63,6 +63,7 @@ CRITICAL = {
         ["expect_column_unique_value_count_to_be_between; column 'churned'; observed 1"],
     ),
 }
+STOPPED_AT_SNAPSHOT = {"duplicate keys"}  # checked while the snapshot is written, before GX
 WARNINGS = {
     "out-of-range values": (
         ["UPDATE demo.customers SET tenure_months = 5000 WHERE customer_id <= 30"],
@@ -126,7 +127,9 @@ def test_critical_input_stops_the_run_and_changes_nothing_published(last_good_ru
     message = str(raised.value)
     for fragment in fragments:
         assert fragment in message, message
-    if error is DataValidationError:
+    if case in STOPPED_AT_SNAPSHOT:
+        assert message.startswith("job customer_churn: ") and "demo.customers" in message
+    elif error is DataValidationError:
         assert message.startswith("job customer_churn: ") and "nothing was trained" in message
         failed = query(
             url,

@@ -87,16 +87,24 @@ def test_drift_is_recorded_per_feature_and_alerts_on_a_shift(warehouse, jobs):
     seed_table(warehouse, "demo.deliveries", 3_000)
     spec = load_spec(jobs / "delivery_delay.yaml")
     first = run_stages(warehouse, spec, demo_as_of(), "run-1")
-    assert first["monitor"] == {"features": len(spec.features.all), "alerts": []}
+    assert first["monitor"]["features"] == len(spec.features.all)
+    assert first["monitor"]["alerts"] == [] and first["monitor"]["performance_alerts"] == []
 
     query(warehouse, "UPDATE demo.deliveries SET distance_km = distance_km * 3 + 10")
     second = run_stages(warehouse, spec, demo_as_of(), "run-2", retrain=False)
-    assert second["monitor"]["alerts"] == ["distance_km"]
+    # the shifted feature, and the score it moves (distance drives minutes late)
+    assert second["monitor"]["alerts"] == ["(score)", "distance_km"]
     rows = query(
         warehouse,
-        "SELECT feature, alert FROM scoring.drift_reports WHERE run_id = 'run-2' ORDER BY 1",
+        "SELECT feature, bool_or(alert), array_agg(statistic ORDER BY statistic)"
+        " FROM scoring.drift_reports WHERE run_id = 'run-2' GROUP BY 1 ORDER BY 1",
     )
-    assert rows == [(f, f == "distance_km") for f in sorted(spec.features.all)]
+    kinds = {"numeric": ["ks", "null_rate_change", "psi"], "boolean": ["null_rate_change", "psi"]}
+    kinds["categorical"] = ["null_rate_change", "psi", "unseen_share"]
+    expected = [("(score)", True, ["psi"])] + [
+        (f, f == "distance_km", kinds[kind]) for kind in kinds for f in getattr(spec.features, kind)
+    ]
+    assert rows == sorted(expected)
 
 
 def test_an_in_place_change_under_an_old_timestamp_never_overwrites_a_snapshot(warehouse, jobs):

@@ -72,7 +72,9 @@ def test_every_estimator_of_the_table_fits_saves_and_loads(tmp_path, task, name)
     frame = frame[frame[target].notna()]
     model, metrics, _ = fitting.fit(spec, frame)
     root = DataRoot(str(tmp_path / "data"))
-    card = model_card(spec, {"training_snapshot": SNAPSHOT, "metrics": metrics, **VERSIONS})
+    classes = [str(c) for c in getattr(model, "classes_", [])]
+    metadata = {"training_snapshot": SNAPSHOT, "metrics": metrics, "classes": classes}
+    card = model_card(spec, {**metadata, **VERSIONS})
     artifact = registry.save_model(root, root.path("m"), model, {"job": job}, card)
     loaded = registry.load_model(artifact["uri"], artifact["sha256"])
     features = fitting.feature_frame(frame, spec)

@@ -93,4 +93,6 @@ def test_gate_respects_metric_direction_and_margin(metric, candidate, champion, 
     spec = with_model(spec, primary_metric=metric, promotion_margin=margin)
     verdict, reason = fitting.beats(spec, {metric: candidate}, {metric: champion})
     assert verdict is promoted
-    assert metric in reason and str(margin) in reason
+    gain = champion - candidate if metric == "rmse" else candidate - champion
+    expected = f"the margin {margin}" if gain > 0 else "not better than the champion"
+    assert metric in reason and expected in reason and not reason.endswith("below the margin 0.0")
