@@ -235,6 +235,7 @@ class DriftSummary(Record):
     watch: list = field(default_factory=list)
     performance_alerts: list = field(default_factory=list)
     action: str = "record"
+    seconds: float = 0.0
 
 
 @dataclass

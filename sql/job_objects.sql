@@ -36,7 +36,9 @@ COMMENT ON COLUMN {latest}.label IS 'classification: the predicted class; NULL f
 COMMENT ON COLUMN {latest}.probabilities IS
     'classification: every class''s probability, e.g. probabilities->>''yes''; NULL for a regression';
 COMMENT ON COLUMN {latest}.model_version IS 'the model version (scoring.model_versions) that scored it';
+COMMENT ON COLUMN {latest}.run_id IS 'the run that published it (scoring.scoring_runs)';
 COMMENT ON COLUMN {latest}.as_of IS 'the run''s cut-off: the data scored had timestamps before it';
+COMMENT ON COLUMN {latest}.scored_at IS 'when the run scored it';
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON {predictions} TO scoring_writer;
 GRANT SELECT ON {predictions}, {latest} TO scoring_reader;

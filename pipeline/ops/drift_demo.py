@@ -111,4 +111,6 @@ def run_drift_demo(url: str, run_job, print_summary) -> int:
         for line in alert["details"]:
             print(f"      {line}")
     receiver.shutdown()
+    index = Path(data_root()) / "runs" / JOB / "index.html"
+    print(f"\nevery run's HTML report is listed in {index}")
     return 0 if states == ["success"] * 3 and receiver.received else 1

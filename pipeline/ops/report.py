@@ -235,9 +235,11 @@ def performance_lines(url: str, spec: JobSpec, runs: int = 3) -> list[str]:
 
 def analyst_sql(spec: JobSpec) -> list[str]:
     """Queries for a person to copy; shown, never executed."""
+    columns = "probabilities, " if spec.task == "classification" else ""
     return [
         '\nWhat an analyst runs (psql "$DATABASE_URL", or make psql):',
-        f"  SELECT key, score, label, model_version FROM scoring.{spec.latest_view}",  # noqa: S608
+        f"  SELECT key, score, label, {columns}model_version"  # noqa: S608
+        f" FROM scoring.{spec.latest_view}",
         "  ORDER BY score DESC LIMIT 20;",
         f"  -- joined to the source: SELECT c.*, l.score FROM {spec.source.table} c"  # noqa: S608
         f" JOIN scoring.{spec.latest_view} l ON l.key = c.{spec.source.key};",

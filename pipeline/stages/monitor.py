@@ -13,6 +13,7 @@ alert stops the run and analysts keep the previous run.
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,6 +166,7 @@ def monitor(
     from pipeline.stages.performance import measure_performance
 
     spec, run_id = ctx.spec, ctx.run.run_id
+    started = time.perf_counter()
     findings = measure_drift(ctx.url, spec, scoring, model, parts, run_id)
     performance_alerts = measure_performance(ctx.url, spec)
     summary = DriftSummary(
@@ -173,6 +175,7 @@ def monitor(
         watch=sorted({f.feature for f in findings if f.level == "watch"}),
         performance_alerts=performance_alerts,
         action="fail" if spec.monitoring.on_alert == "fail" else "record",
+        seconds=round(time.perf_counter() - started, 3),
     )
     record_monitoring(ctx.url, spec.name, run_id, summary)
     send_alerts(spec, run_id, findings, performance_alerts)

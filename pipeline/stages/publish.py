@@ -190,6 +190,7 @@ def publish(
             "validate": sum(c.seconds for c in checks),
             "train": model.train_seconds,
             "score": max((p.seconds for p in parts), default=0.0),
+            "monitor": drift.seconds,
         },
         scoring_snapshot_id=scoring.snapshot_id,
         training_snapshot_id=training.snapshot_id,
