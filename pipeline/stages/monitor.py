@@ -67,12 +67,21 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
+def decile_edges(train) -> np.ndarray:
+    """The distinct deciles of the training values (min and max included): the bin edges of
+    `numeric_histograms`; a value on an edge falls in the lower bin."""
+    train = np.asarray(train, dtype="float64")
+    present = train[np.isfinite(train)]
+    if not present.size:
+        return np.array([])
+    return np.unique(np.quantile(present, np.linspace(0, 1, BINS + 1)))
+
+
 def numeric_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:
     """Counts per training-decile bin, plus one bin for missing values."""
     train = np.asarray(train, dtype="float64")
     scored = np.asarray(scored, dtype="float64")
-    present = train[np.isfinite(train)]
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, BINS + 1))) if present.size else []
+    edges = decile_edges(train)
 
     def counts(values):
         finite = np.isfinite(values)

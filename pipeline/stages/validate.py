@@ -319,7 +319,7 @@ def render_data_docs(result) -> str:
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
-    from pipeline.ops.run_report import offline_data_docs
+    from pipeline.ops.data_docs import offline_data_docs
 
     def escaped(value):
         return html.escape(value, quote=False) if isinstance(value, str) else value

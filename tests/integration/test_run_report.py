@@ -15,7 +15,7 @@ from playwright.sync_api import sync_playwright
 from helpers import query, run_stages, trigger_for
 from pipeline import flow
 from pipeline.errors import DataValidationError
-from pipeline.ops import run_report
+from pipeline.ops import offline_html, run_report
 from pipeline.ops.demo_data import demo_as_of, seed_table
 from pipeline.ops.report import fetch_run, run_summary
 from pipeline.spec import load_spec
@@ -305,7 +305,7 @@ def test_data_docs_render_with_their_styles_offline(warehouse, jobs, browser, tm
 
 
 def test_svg_helpers_escape_and_label_every_number():
-    svg = run_report.bar_chart_svg(
+    svg = offline_html.bar_chart_svg(
         [("<script>alert(1)</script>", 0.5), ("a & b", 0.1)],
         title='PSI "per" <feature>',
         threshold=0.25,
@@ -313,10 +313,10 @@ def test_svg_helpers_escape_and_label_every_number():
     )
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "a &amp; b" in svg
     assert "threshold 0.25" in svg and ">0.5<" in svg and ">0.1<" in svg
-    histogram = run_report.histogram_svg([1, 0, 2], [0, 1, 2, 3], title="h", x_label="x")
+    histogram = offline_html.histogram_svg([1, 0, 2], [0, 1, 2, 3], title="h", x_label="x")
     assert histogram.count('<rect class="bar"') == 3 and "2 – 3: 2 rows (66.7%)" in histogram
     with pytest.raises(ValueError):
-        run_report.histogram_svg([1, 2], [0, 1], title="h", x_label="x")
+        offline_html.histogram_svg([1, 2], [0, 1], title="h", x_label="x")
 
 
 def test_realised_performance_is_drawn_per_metric():
