@@ -47,6 +47,7 @@ from email.message import EmailMessage
 from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
+from pipeline.config import airflow_ui_url
 from pipeline.spec import ALERT_KINDS, EmailAlerts, JobSpec, WebhookAlerts
 from pipeline.store.db import redact
 
@@ -147,15 +148,10 @@ def send(spec: JobSpec, alert: Alert) -> list[str]:
 
 def run_link(job: str, run_id: str | None) -> str | None:
     """The run's page in the Airflow UI, when Airflow's `[api] base_url` is set; else None."""
-    if not run_id:
+    base = airflow_ui_url()
+    if not run_id or not base:
         return None
-    try:
-        from airflow.sdk.configuration import conf
-
-        base = conf.get("api", "base_url", fallback="")
-    except Exception:
-        return None
-    return f"{base.rstrip('/')}/dags/{quote(job)}/runs/{quote(run_id)}" if base else None
+    return f"{base}/dags/{quote(job)}/runs/{quote(run_id)}"
 
 
 def failure_alert(spec: JobSpec, context: dict) -> Alert:

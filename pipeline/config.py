@@ -47,3 +47,17 @@ def normalize_url(url: str) -> str:
     if url.startswith("postgres://"):
         return "postgresql://" + url[len("postgres://") :]
     return url
+
+
+def airflow_ui_url() -> str | None:
+    """The Airflow UI's address (`[api] base_url`: from the environment, else from Airflow's
+    configuration when Airflow is installed), for links a person can open; None if unset."""
+    base = os.environ.get("AIRFLOW__API__BASE_URL")
+    if base is None:
+        try:
+            from airflow.sdk.configuration import conf
+
+            base = conf.get("api", "base_url", fallback="")
+        except Exception:  # no Airflow here, or no configuration: links are paths then
+            return None
+    return base.rstrip("/") or None

@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,13 +44,13 @@ def server_url():
     atexit.unregister(server._cleanup)  # already done; its exit-time log would hit closed streams
 
 
-@pytest.fixture(scope="session")
-def database_url(server_url):
-    """A fresh database on that server, dropped at the end of the session."""
+@contextmanager
+def scratch_database(server_url: str, prefix: str):
+    """A new, empty database on that server (its URL), dropped when the block ends."""
     import psycopg2
     from psycopg2 import sql
 
-    name = f"scoring_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(server_url)
     admin.autocommit = True
     with admin.cursor() as cur:
@@ -62,6 +63,13 @@ def database_url(server_url):
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url):
+    """A fresh database on that server, dropped at the end of the session."""
+    with scratch_database(server_url, "scoring_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,11 +2,10 @@
 last task (`monitor`), so the Airflow UI shows the same at the end of that task's log."""
 
 import logging
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.config import data_root, jobs_dir
+from pipeline.config import airflow_ui_url, data_root, jobs_dir
 from pipeline.spec import JobSpec, find_spec
 from pipeline.store.db import fetch_all, fetch_one
 
@@ -121,12 +120,12 @@ def snapshot_rows(url: str, job: str, run: dict) -> list[dict]:
 
 def page_link(uri: str) -> str:
     """A run's page as the Airflow UI serves it (pipeline.orchestration.plugin), else its path."""
-    base = os.environ.get("AIRFLOW__API__BASE_URL")
+    base = airflow_ui_url()
     path = Path(uri).resolve()
     root = Path(data_root()).resolve()
     if not base or "://" in uri or not path.is_relative_to(root):
         return uri
-    return f"{base.rstrip('/')}/scoring-files/{path.relative_to(root)}"
+    return f"{base}/scoring-files/{path.relative_to(root)}"
 
 
 def model_lines(url: str, spec: JobSpec, run: dict) -> list[str]:

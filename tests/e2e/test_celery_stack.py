@@ -80,16 +80,24 @@ def test_partitions_of_a_triggered_run_spread_over_two_celery_workers(
     assert {t["hostname"] for t in scored} == {"worker-1", "worker-2"}  # both took partitions
 
     # What a person reaches from the UI: the summary at the end of the last task's log, the
-    # run's Data Docs behind Airflow's login, and the Asset that publishing updated.
-    log = api.call("GET", f"{runs_path}/taskInstances/monitor/logs/1?full_content=true")
+    # run's report and Data Docs behind Airflow's login, and the Asset that publishing updated.
+    log = api.call("GET", f"{runs_path}/taskInstances/publish/logs/1?full_content=true")
     text = json.dumps(log)
     assert f"rows scored {expected:,}" in text and "scoring.customer_churn_latest" in text
+    [(report_uri,)] = query(
+        warehouse,
+        "SELECT report_uri FROM scoring.scoring_runs WHERE run_id = %s",
+        (run["dag_run_id"],),
+    )
+    root = Path(os.environ["SCORING_DATA_ROOT"]).resolve()
+    report_page = f"/scoring-files/{Path(report_uri).resolve().relative_to(root)}"
+    assert f"report: {api.base}{report_page}" in text  # the summary links it in the UI
+    assert "Run report: customer_churn" in api.text(report_page)
     docs = query(
         warehouse,
         "SELECT docs_uri FROM scoring.validation_results WHERE run_id = %s",
         (run["dag_run_id"],),
     )
-    root = Path(os.environ["SCORING_DATA_ROOT"]).resolve()
     for (uri,) in docs:
         page = f"/scoring-files/{Path(uri).resolve().relative_to(root)}"
         assert "Expectation Validation Result" in api.text(page)

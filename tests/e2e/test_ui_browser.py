@@ -8,6 +8,7 @@ always stops it. Screenshots of each step are kept under the test's tmp path, wh
 """
 
 import json
+import os
 import time
 import urllib.request
 from pathlib import Path
@@ -183,6 +184,23 @@ def test_trigger_from_the_ui_with_retrain_never(browser, airflow, warehouse, tmp
         page.get_by_text("Success", exact=True).first.wait_for()
         page.get_by_text("End Date").wait_for()
         shoot(page, shots, "04-finished-run")
+
+        # the run's HTML report, as the summary links it: behind the UI's login, self-contained
+        [(report_uri,)] = query(
+            warehouse,
+            "SELECT report_uri FROM scoring.scoring_runs WHERE job = %s AND run_id = %s",
+            (JOB, run_id),
+        )
+        root = Path(os.environ["SCORING_DATA_ROOT"]).resolve()
+        fetched = []
+        page.on("request", lambda request: fetched.append(request.url))
+        report_url = f"{login.url}/scoring-files/{Path(report_uri).resolve().relative_to(root)}"
+        page.goto(report_url)
+        page.get_by_role("heading", name=f"Run report: {JOB}").wait_for()
+        assert page.get_by_text("No candidate this run").count() >= 1  # retrain=never
+        assert page.locator("svg#score-histogram").count() == 1
+        assert fetched == [report_url], fetched  # nothing else: no script, CSS or font
+        shoot(page, shots, "05-run-report")
     except Exception:
         shoot(page, shots, "failure")
         raise

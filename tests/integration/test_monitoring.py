@@ -41,19 +41,22 @@ def feature_alerts(url: str, run_id: str) -> list[str]:
     ]
 
 
+def run_after_drift_on_two_features(url: str, spec) -> dict:
+    """Run `run-2` (the champion kept) after region got a category the model never saw in 30%
+    of rows and has_partner lost 40% of its values; its stage results."""
+    query(
+        url,
+        "UPDATE demo.customers SET region = 'arctic' WHERE customer_id % 10 < 3;"
+        " UPDATE demo.customers SET has_partner = NULL WHERE customer_id % 5 < 2",
+    )
+    return run_stages(url, spec, demo_as_of() + timedelta(seconds=1), "run-2", retrain=False)
+
+
 def test_drift_on_two_features_alerts_on_exactly_those(warehouse, jobs):
     seed_table(warehouse, "demo.customers", ROWS)
     spec = churn_spec(jobs)
     run_stages(warehouse, spec, demo_as_of(), "run-1")
-    # region gets a category the model never saw; has_partner loses 40% of its values
-    query(
-        warehouse,
-        "UPDATE demo.customers SET region = 'arctic' WHERE customer_id % 10 < 3;"
-        " UPDATE demo.customers SET has_partner = NULL WHERE customer_id % 5 < 2",
-    )
-    result = run_stages(
-        warehouse, spec, demo_as_of() + timedelta(seconds=1), "run-2", retrain=False
-    )
+    result = run_after_drift_on_two_features(warehouse, spec)
 
     assert result["monitor"]["alerts"] == ["has_partner", "region"]
     assert feature_alerts(warehouse, "run-2") == ["has_partner", "region"]
