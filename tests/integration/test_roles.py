@@ -31,9 +31,30 @@ def as_role(url: str, role: str, statement: str):
 
 
 def test_reader_selects_the_latest_view_history_and_run_records(published):
-    for table in ("delivery_delay_latest", "delivery_delay_predictions", "scoring_runs"):
+    for table in (
+        "delivery_delay_latest",
+        "delivery_delay_predictions",
+        "scoring_runs",
+        "delivery_delay_drift",
+    ):
         rows = as_role(published, "scoring_reader", f"SELECT count(*) FROM scoring.{table}")
         assert rows[0][0] > 0, table
+    for table in ("delivery_delay_performance", "model_performance"):  # no label arrived yet
+        assert as_role(published, "scoring_reader", f"SELECT count(*) FROM scoring.{table}")
+
+
+def test_the_analyst_views_say_what_their_columns_mean(published):
+    described = as_role(
+        published,
+        "scoring_reader",
+        "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        " WHERE c.relname IN ('delivery_delay_drift', 'delivery_delay_performance')"
+        " AND col_description(a.attrelid, a.attnum) IS NOT NULL",
+    )
+    assert ("delivery_delay_drift", "statistic") in described
+    assert ("delivery_delay_drift", "level") in described
+    assert ("delivery_delay_performance", "labelled") in described
+    assert ("delivery_delay_performance", "holdout") in described
 
 
 WRITES = (
