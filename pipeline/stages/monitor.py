@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline.contracts import (
@@ -93,23 +94,21 @@ def numeric_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:
 
 
 def categorical_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:
-    """Counts per value seen in either side, missing values included as a value."""
-    train = np.asarray(train, dtype=object)
-    scored = np.asarray(scored, dtype=object)
-    values = sorted({str(v) for v in train} | {str(v) for v in scored})
-    index = {v: i for i, v in enumerate(values)}
+    """Counts per value seen in either side (as text), missing values included as a value."""
+    train = pd.Series(np.asarray(train, dtype=object)).map(str)  # None -> "None", as str() does
+    scored = pd.Series(np.asarray(scored, dtype=object)).map(str)
+    values = sorted(set(train.unique()) | set(scored.unique()))
 
     def counts(column):
-        return np.bincount([index[str(v)] for v in column], minlength=len(values))
+        codes = pd.Categorical(column, categories=values).codes
+        return np.bincount(codes, minlength=len(values))
 
     return counts(train), counts(scored)
 
 
 def missing(values: np.ndarray) -> np.ndarray:
     """True where a column read by `read_column` holds NULL (None or NaN)."""
-    if values.dtype.kind == "f":
-        return np.isnan(values)
-    return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values])
+    return pd.isna(values)
 
 
 def null_share(values: np.ndarray) -> float:
@@ -135,9 +134,11 @@ def ks_statistic(train: np.ndarray, scored: np.ndarray) -> float:
 
 def unseen_share(train: np.ndarray, scored: np.ndarray) -> float:
     """The share of scored rows whose (non-missing) category never occurs in training."""
-    known = {str(v) for v, m in zip(train, missing(train), strict=True) if not m}
-    flags = [not m and str(v) not in known for v, m in zip(scored, missing(scored), strict=True)]
-    return float(np.mean(flags)) if len(flags) else 0.0
+    if not len(scored):
+        return 0.0
+    known = pd.unique(pd.Series(train).dropna().astype(str))
+    present = pd.Series(scored).dropna().astype(str)
+    return float((~present.isin(known)).sum() / len(scored))
 
 
 def feature_findings(spec: JobSpec, column: str, train, scored) -> list[Finding]:

@@ -10,16 +10,19 @@ calibration error (else accuracy); regression RMSE and MAE. A figure is trusted 
 the model's holdout figure by more than `tolerance` is an alert.
 """
 
+import io
 import logging
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from psycopg2 import sql
 from sklearn.metrics import mean_absolute_error, roc_auc_score, root_mean_squared_error
 
 from pipeline.model.fitting import positive_class
 from pipeline.spec import LOWER_IS_BETTER, JobSpec, class_label
-from pipeline.stages.snapshot import read_snapshot, recorded_manifest, recorded_snapshot
+from pipeline.stages.snapshot import read_snapshot_table, recorded_manifest, recorded_snapshot
 from pipeline.store import db
 
 log = logging.getLogger(__name__)
@@ -27,23 +30,37 @@ log = logging.getLogger(__name__)
 CALIBRATION_BINS = 10
 
 
-def labelled_predictions(url: str, spec: JobSpec, run_id: str) -> pd.DataFrame:
-    """The run's predictions whose key now has a label in the source: key, score, label,
-    probabilities, truth (the label as a class name, or the number)."""
+def late_labelled_predictions(url: str, spec: JobSpec, run_id: str, known) -> pd.DataFrame:
+    """The run's predictions whose key has a label in the source now but had none at the run's
+    as_of (`known`: an Arrow array of the keys labelled then): key, score, label,
+    probabilities, truth (the label as a class name, or the number). The known keys go to a
+    temporary table, so only the late-labelled rows leave the server."""
+    predictions = db.scoring_ident(spec.predictions_table)
     query = sql.SQL(
         "SELECT p.key, p.score, p.label, p.probabilities, s.{target} AS truth"
         " FROM {predictions} AS p JOIN {source} AS s ON s.{key} = p.key"
         " WHERE p.run_id = %s AND s.{target} IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM known_keys AS k WHERE k.key = p.key)"
     ).format(
         target=sql.Identifier(spec.target),
-        predictions=db.scoring_ident(spec.predictions_table),
+        predictions=predictions,
         source=db.table_ident(spec.source.table),
         key=sql.Identifier(spec.source.key),
     )
-    frame = pd.DataFrame(
-        db.fetch_all(url, query, (run_id,)),
-        columns=["key", "score", "label", "probabilities", "truth"],
-    )
+    buffer = io.BytesIO()
+    pacsv.write_csv(pa.table({"key": known}), buffer, pacsv.WriteOptions(include_header=False))
+    buffer.seek(0)
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE known_keys ON COMMIT DROP AS SELECT key FROM {} LIMIT 0"
+            ).format(predictions)
+        )
+        cur.copy_expert("COPY known_keys (key) FROM STDIN WITH (FORMAT csv)", buffer)
+        cur.execute("ANALYZE known_keys")
+        cur.execute(query, (run_id,))
+        rows = cur.fetchall()
+    frame = pd.DataFrame(rows, columns=["key", "score", "label", "probabilities", "truth"])
     if spec.task == "classification":
         frame["truth"] = frame["truth"].map(class_label)
     else:
@@ -51,9 +68,9 @@ def labelled_predictions(url: str, spec: JobSpec, run_id: str) -> pd.DataFrame:
     return frame
 
 
-def known_keys(url: str, spec: JobSpec, run: dict) -> set | None:
-    """Keys whose label was known at the run's as_of: its training snapshot's keys; None if
-    that snapshot is gone (then the run cannot be judged fairly and is left out)."""
+def known_keys(url: str, spec: JobSpec, run: dict):
+    """Keys whose label was known at the run's as_of (an Arrow array): its training snapshot's
+    keys; None if that snapshot is gone (then the run cannot be judged fairly, and is not)."""
     row = recorded_snapshot(
         url,
         spec.name,
@@ -72,11 +89,11 @@ def known_keys(url: str, spec: JobSpec, run: dict) -> set | None:
     if row is None:
         return None
     try:
-        keys = read_snapshot(recorded_manifest(row), [spec.source.key])[spec.source.key]
+        table = read_snapshot_table(recorded_manifest(row), [spec.source.key])
     except Exception as exc:  # a pruned or moved file: this run cannot be judged
         log.warning("run %s: its training snapshot cannot be read (%s)", run["run_id"], exc)
         return None
-    return set(keys.astype(str))
+    return table.column(0)
 
 
 def realised_metrics(spec: JobSpec, frame: pd.DataFrame) -> dict[str, float]:
@@ -132,8 +149,7 @@ def judge_run(url: str, spec: JobSpec, run: dict, holdout: dict) -> list[dict]:
     if known is None:
         log.info("run %s: no training snapshot to tell which labels were known", run["run_id"])
         return []
-    frame = labelled_predictions(url, spec, run["run_id"])
-    frame = frame[~frame["key"].astype(str).isin(known)]
+    frame = late_labelled_predictions(url, spec, run["run_id"], known)
     limits = spec.monitoring.performance
     trusted = len(frame) >= limits.min_labelled
     metrics = realised_metrics(spec, frame) if len(frame) else {}
