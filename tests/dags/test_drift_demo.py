@@ -46,7 +46,7 @@ def test_drift_demo_shows_alerts_performance_retrain_webhook_and_reports(
     fresh_database, airflow_db, tmp_path
 ):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
-    env.pop("AIRFLOW__API__BASE_URL", None)  # report links are then file paths
+    env["AIRFLOW__API__BASE_URL"] = ""  # no UI to link to: report links are file paths
     env.update(DATABASE_URL=fresh_database, SCORING_DATA_ROOT=str(tmp_path))
     assert env["AIRFLOW_HOME"] == str(airflow_db)  # the session's home, its DB migrated
     done = subprocess.run(

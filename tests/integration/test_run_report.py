@@ -17,7 +17,7 @@ from pipeline import flow
 from pipeline.errors import DataValidationError
 from pipeline.ops import offline_html, run_report
 from pipeline.ops.demo_data import demo_as_of, seed_table
-from pipeline.ops.report import fetch_run, run_summary
+from pipeline.ops.report import fetch_run, page_link, run_summary
 from pipeline.spec import load_spec
 from pipeline.store.storage import DataRoot, run_folder
 
@@ -113,7 +113,8 @@ def test_run_reports_and_index_render_offline(warehouse, jobs, browser, tmp_path
     uris = dict(query(warehouse, "SELECT run_id, report_uri FROM scoring.scoring_runs"))
     assert sorted(uris) == ["run-1", "run-2", "run-3", "run-4"] and all(uris.values())
     summary = run_summary(warehouse, spec, fetch_run(warehouse, spec.name, as_of), 1.0)
-    assert f"report: {uris['run-4']}" in summary  # the newest run at that logical date
+    # the newest run at that logical date; a UI address when Airflow's base_url is set
+    assert f"report: {page_link(uris['run-4'])}" in summary
     root = Path(DataRoot().base)
     for run_id, uri in uris.items():
         assert Path(uri) == report_file(root, spec.name, run_id)
