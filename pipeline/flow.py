@@ -146,7 +146,9 @@ def decode(stage: Stage, value: Any) -> Any:
     if value is None:
         return None
     if stage.returns_list:
-        return [stage.returns.from_json(v) for v in value]
+        # by index: Airflow's lazy sequence of mapped results, iterated, asks for one item past
+        # its end and logs that request's 404 as an error
+        return [stage.returns.from_json(value[i]) for i in range(len(value))]
     return stage.returns.from_json(value)
 
 
