@@ -72,6 +72,9 @@ def stage_task(stage: str, job: str, spec_path: str, inputs: dict, item=None):
         )
     except StageSkipped as exc:
         log.info("%s", exc)
+        # an explicit None for the tasks that read this one: without it their XCom read
+        # answers 404, which Airflow's client logs as an error
+        ti.xcom_push(key="return_value", value=None)
         raise AirflowSkipException(str(exc)) from None
     except PipelineError as exc:
         final = not isinstance(exc, ConfigError) or ti.try_number > ti.max_tries
