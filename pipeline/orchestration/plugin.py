@@ -1,4 +1,5 @@
-"""An Airflow plugin that serves the runs' pages (GX Data Docs, results, model cards) in the UI.
+"""An Airflow plugin that serves the runs' pages (reports, GX Data Docs, results, model cards) in
+the UI.
 
 Mounted by the api-server at `/scoring-files/`, behind Airflow's own login (the UI's session
 cookie or a bearer token), with a "Scoring files" entry in the UI's navigation. It serves only
@@ -29,7 +30,13 @@ def root() -> Path:
 
 @app.get("/", response_class=HTMLResponse)
 def index() -> str:
-    """The newest Data Docs pages and model cards, newest first."""
+    """Each job's index of run reports, then the newest pages, newest first."""
+    jobs = sorted(root().glob("runs/*/index.html"))
+    reports = "".join(
+        f'<li><a href="{PREFIX}/{html.escape(str(p.relative_to(root())))}">'
+        f"{html.escape(p.parent.name)}</a></li>"
+        for p in jobs
+    )
     pages = sorted(
         (p for p in root().rglob("*") if p.suffix in (".html", ".md") and p.is_file()),
         key=lambda p: p.stat().st_mtime,
@@ -40,7 +47,10 @@ def index() -> str:
         f"{html.escape(str(p.relative_to(root())))}</a></li>"
         for p in pages
     )
-    return f"<h1>Scoring files</h1><p>Under {html.escape(str(root()))}</p><ul>{items}</ul>"
+    return (
+        f"<h1>Scoring files</h1><p>Under {html.escape(str(root()))}</p>"
+        f"<h2>Run reports by job</h2><ul>{reports}</ul><h2>Newest pages</h2><ul>{items}</ul>"
+    )
 
 
 @app.get("/{path:path}")

@@ -201,6 +201,11 @@ def test_trigger_from_the_ui_with_retrain_never(browser, airflow, warehouse, tmp
         assert page.locator("svg#score-histogram").count() == 1
         assert fetched == [report_url], fetched  # nothing else: no script, CSS or font
         shoot(page, shots, "05-run-report")
+        page.goto(f"{login.url}/scoring-files/")  # "Scoring files" in the UI's navigation
+        page.get_by_role("link", name=JOB, exact=True).click()  # the job's index of runs
+        page.get_by_role("heading", name=f"Runs of {JOB}").wait_for()
+        assert page.get_by_role("link", name=run_id).count() == 1
+        shoot(page, shots, "06-job-index")
     except Exception:
         shoot(page, shots, "failure")
         raise
