@@ -171,6 +171,7 @@ class ServingModel(Record):
     training_snapshot_sha256: str
     decision: dict | None = None
     train_seconds: float = 0.0
+    training_snapshot_id: int | None = None  # None for models registered before snapshot ids
 
     @property
     def trained_now(self) -> bool:

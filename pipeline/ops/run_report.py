@@ -166,17 +166,11 @@ def gather(url: str, spec: JobSpec, run_id: str, root: DataRoot) -> dict:
 def serving_model(url: str, job: str, run: dict) -> dict | None:
     """The model that scored the run: its recorded version; while the run is still running
     (it is recorded when published), the job's champion, which is what `register` serves."""
+    from pipeline.model import registry
+
     if run["model_version"] is not None:
-        return db.fetch_one(
-            url,
-            "SELECT * FROM scoring.model_versions WHERE job = %s AND version = %s",
-            (job, run["model_version"]),
-        )
-    if run["status"] != "running":
-        return None
-    return db.fetch_one(
-        url, "SELECT * FROM scoring.model_versions WHERE job = %s AND status = 'champion'", (job,)
-    )
+        return registry.fetch_version(url, job, version=run["model_version"])
+    return registry.champion(url, job) if run["status"] == "running" else None
 
 
 def performance_rows(url: str, job: str) -> list[dict] | None:
@@ -248,7 +242,7 @@ def drifted_distributions(url: str, spec: JobSpec, facts: dict) -> tuple[list[di
     )[:TOP_DRIFTED]
     if not ranked:
         return [], "No drift was measured for this run."
-    training = training_snapshot(url, facts["serving"])
+    training = training_snapshot(url, spec.name, facts["serving"])
     scoring = next((s for s in facts["snapshots"] if s["kind"] == "scoring"), None)
     if training is None or scoring is None:
         which = "training snapshot of the serving model" if training is None else "scoring snapshot"
@@ -281,22 +275,20 @@ def drifted_distributions(url: str, spec: JobSpec, facts: dict) -> tuple[list[di
     return out, ""
 
 
-def training_snapshot(url: str, serving: dict | None) -> dict | None:
-    """The serving model's training snapshot: by its id, else by sha256 as monitor finds it."""
+def training_snapshot(url: str, job: str, serving: dict | None) -> dict | None:
+    """The serving model's training snapshot, looked up as monitor does."""
+    from pipeline.stages.snapshot import recorded_snapshot
+
     if serving is None:
         return None
-    if serving.get("training_snapshot_id") is not None:
-        row = db.fetch_one(
-            url,
-            "SELECT uri, sha256 FROM scoring.snapshots WHERE id = %s",
-            (serving["training_snapshot_id"],),
-        )
-        if row:
-            return row
-    return db.fetch_one(
+    return recorded_snapshot(
         url,
-        "SELECT uri, sha256 FROM scoring.snapshots WHERE sha256 = %s ORDER BY created_at LIMIT 1",
-        (serving["training_snapshot_sha256"],),
+        job,
+        serving.get("training_snapshot_id"),
+        serving["training_snapshot_sha256"],
+        "training",
+        f"model v{serving['version']} of {job}",
+        model_version=serving["version"],
     )
 
 

@@ -26,11 +26,15 @@ from pipeline.contracts import (
     Manifest,
     ScoredPartition,
     ServingModel,
-    SnapshotRef,
 )
 from pipeline.errors import DataValidationError
 from pipeline.spec import JobSpec
-from pipeline.stages.snapshot import open_snapshot, read_snapshot
+from pipeline.stages.snapshot import (
+    open_snapshot,
+    read_snapshot,
+    recorded_manifest,
+    recorded_snapshot,
+)
 from pipeline.store import db
 from pipeline.store.storage import DataRoot
 
@@ -234,14 +238,18 @@ def send_alerts(spec: JobSpec, run_id: str, findings: list[Finding], performance
         )
 
 
-def serving_training_snapshot(url: str, model: ServingModel) -> SnapshotRef | None:
+def serving_training_snapshot(url: str, job: str, model: ServingModel) -> Manifest | None:
     """The snapshot the serving model was trained on, if its record is still there."""
-    row = db.fetch_one(
+    row = recorded_snapshot(
         url,
-        "SELECT uri FROM scoring.snapshots WHERE sha256 = %s ORDER BY created_at LIMIT 1",
-        (model.training_snapshot_sha256,),
+        job,
+        model.training_snapshot_id,
+        model.training_snapshot_sha256,
+        "training",
+        f"model v{model.version} of {job}",
+        model_version=model.version,
     )
-    return SnapshotRef(uri=row["uri"], sha256=model.training_snapshot_sha256) if row else None
+    return recorded_manifest(row) if row else None
 
 
 def measure_drift(
@@ -253,7 +261,7 @@ def measure_drift(
     run_id: str,
 ) -> list[Finding]:
     """Every drift statistic of this run against the serving model's training data, stored."""
-    training = serving_training_snapshot(url, model)
+    training = serving_training_snapshot(url, spec.name, model)
     if training is None:
         log.warning("drift skipped: the training snapshot of model v%d is gone", model.version)
         return []
@@ -283,7 +291,7 @@ def measure_drift(
     return findings
 
 
-def holdout_scores(spec: JobSpec, model: ServingModel, training: SnapshotRef) -> np.ndarray:
+def holdout_scores(spec: JobSpec, model: ServingModel, training: Manifest) -> np.ndarray:
     """The serving model's scores on its own holdout: what its scores looked like when judged."""
     from pipeline.model.fitting import feature_frame, holdout_mask, predict
     from pipeline.model.registry import load_model

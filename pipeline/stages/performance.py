@@ -70,22 +70,11 @@ def late_labelled_predictions(url: str, spec: JobSpec, run_id: str, known) -> pd
 
 def known_keys(url: str, spec: JobSpec, run: dict):
     """Keys whose label was known at the run's as_of (an Arrow array): its training snapshot's
-    keys; None if that snapshot is gone (then the run cannot be judged fairly, and is not)."""
+    keys; None if that snapshot is gone or was never recorded by id (runs from before
+    snapshot ids): then the run cannot be judged fairly, and is not."""
     row = recorded_snapshot(
-        url,
-        spec.name,
-        run.get("training_snapshot_id"),
-        None,
-        "training",
-        f"run {run['run_id']}",
+        url, spec.name, run["training_snapshot_id"], None, "training", f"run {run['run_id']}"
     )
-    if row is None:
-        row = db.fetch_one(
-            url,
-            "SELECT id, manifest FROM scoring.snapshots WHERE job = %s AND kind = 'training'"
-            " AND as_of = %s ORDER BY created_at LIMIT 1",
-            (spec.name, run["as_of"]),
-        )
     if row is None:
         return None
     try:
@@ -150,6 +139,9 @@ def judge_run(url: str, spec: JobSpec, run: dict, holdout: dict) -> list[dict]:
         log.info("run %s: no training snapshot to tell which labels were known", run["run_id"])
         return []
     frame = late_labelled_predictions(url, spec, run["run_id"], known)
+    if spec.task == "classification" and frame["probabilities"].isna().any():
+        log.info("run %s: published before class probabilities were kept", run["run_id"])
+        frame = frame[frame["probabilities"].notna()]  # its metrics need every class's
     limits = spec.monitoring.performance
     trusted = len(frame) >= limits.min_labelled
     metrics = realised_metrics(spec, frame) if len(frame) else {}

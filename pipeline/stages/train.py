@@ -166,4 +166,5 @@ def serving_model(url: str, spec: JobSpec) -> ServingModel:
         artifact_uri=current["artifact_uri"],
         artifact_sha256=current["artifact_sha256"],
         training_snapshot_sha256=current["training_snapshot_sha256"],
+        training_snapshot_id=current.get("training_snapshot_id"),
     )

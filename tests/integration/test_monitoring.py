@@ -240,3 +240,12 @@ def test_on_drift_makes_the_next_run_retrain_and_fail_stops_before_publishing(wa
     assert query(warehouse, "SELECT DISTINCT run_id FROM scoring.customer_churn_latest") == [
         ("run-4",)
     ]
+
+
+def test_runs_published_before_class_probabilities_are_not_judged(warehouse, jobs):
+    spec = people_job(warehouse, jobs)
+    run_stages(warehouse, spec, datetime(2026, 3, 1, tzinfo=UTC), "run-1")
+    query(warehouse, "UPDATE scoring.people_predictions SET probabilities = NULL")  # as before
+    query(warehouse, "UPDATE perf.people SET bought = (x > 5) WHERE bought IS NULL")
+    assert measure_performance(warehouse, spec) == []
+    assert query(warehouse, "SELECT count(*) FROM scoring.model_performance") == [(0,)]
