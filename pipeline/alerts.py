@@ -114,6 +114,19 @@ class Alert:
         return "\n".join(lines) + "\n"
 
 
+def send_for_run(spec: JobSpec, run_id: str, kind: str, title: str, details) -> list[str]:
+    """`send` what a run's stage found, with the link to the run; the stages' one way to alert."""
+    alert = Alert(
+        job=spec.name,
+        kind=kind,
+        title=title,
+        details=tuple(details),
+        run_id=run_id,
+        link=run_link(spec.name, run_id),
+    )
+    return send(spec, alert)
+
+
 def send(spec: JobSpec, alert: Alert) -> list[str]:
     """Deliver `alert` to each of the job's targets whose `kinds` include its kind.
 

@@ -105,3 +105,38 @@ def airflow_db():
     """Airflow's metadata DB for this session (SQLite in the session's AIRFLOW_HOME)."""
     airflow_home.ensure_metadata_db()
     return Path(os.environ["AIRFLOW_HOME"])
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless and quiet: this machine reaches no network, and without these flags Chromium keeps
+# trying to (sync, component updates, field trials over QUIC).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium, driven by Playwright. Missing, the test fails: it must never
+    pass by skipping."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: install Debian's package with "
+            "`apt-get update && apt-get install -y chromium` (the Makefile's venv rule does it); "
+            "never `playwright install`"
+        )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

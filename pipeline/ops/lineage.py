@@ -28,28 +28,18 @@ def key_lineage(url: str, spec: JobSpec, key: str) -> dict:
 def with_snapshot_uris(url: str, spec: JobSpec, row: dict) -> dict:
     """The view joins the run's and the model's snapshots by id; rows recorded before snapshot
     ids (or a view not yet redeployed) have none: look those snapshots up by sha256."""
-    if row.get("scoring_snapshot_id") is None:
-        found = recorded_snapshot(
-            url,
-            spec.name,
-            None,
-            row["scoring_snapshot_sha256"],
-            "scoring",
-            f"run {row['run_id']} of {spec.name}",
-            row["as_of"],
-        )
-        row["scoring_snapshot_uri"] = found and found["uri"]
-    if row.get("training_snapshot_id") is None:
-        found = recorded_snapshot(
-            url,
-            spec.name,
-            None,
-            row["training_snapshot_sha256"],
-            "training",
+    whose = {
+        "scoring": (f"run {row['run_id']} of {spec.name}", {"as_of": row["as_of"]}),
+        "training": (
             f"model v{row['model_version']} of {spec.name}",
-            model_version=row["model_version"],
-        )
-        row["training_snapshot_uri"] = found and found["uri"]
+            {"model_version": row["model_version"]},
+        ),
+    }
+    for kind, (what, hint) in whose.items():
+        if row.get(f"{kind}_snapshot_id") is None:
+            sha256 = row[f"{kind}_snapshot_sha256"]
+            found = recorded_snapshot(url, spec.name, None, sha256, kind, what, **hint)
+            row[f"{kind}_snapshot_uri"] = found and found["uri"]
     return row
 
 

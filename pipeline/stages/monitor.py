@@ -205,37 +205,16 @@ def monitor(
 
 def send_alerts(spec: JobSpec, run_id: str, findings: list[Finding], performance: list[str]):
     """A drift alert and a performance alert to the job's `alerts:` targets, when there are."""
-    from pipeline import alerts
+    from pipeline.alerts import send_for_run
 
-    link = alerts.run_link(spec.name, run_id)
     drifted = [f for f in findings if f.level == "alert"]
     if drifted:
-        features = sorted({f.feature for f in drifted})
-        alerts.send(
-            spec,
-            alerts.Alert(
-                job=spec.name,
-                kind="drift",
-                title=f"drift on {', '.join(features)}",
-                details=tuple(
-                    f"{f.feature}: {f.statistic} {f.value:.3f} > {f.threshold}" for f in drifted
-                ),
-                run_id=run_id,
-                link=link,
-            ),
-        )
+        features = ", ".join(sorted({f.feature for f in drifted}))
+        lines = [f"{f.feature}: {f.statistic} {f.value:.3f} > {f.threshold}" for f in drifted]
+        send_for_run(spec, run_id, "drift", f"drift on {features}", lines)
     if performance:
-        alerts.send(
-            spec,
-            alerts.Alert(
-                job=spec.name,
-                kind="performance",
-                title=f"realised performance dropped for {len(performance)} run(s)",
-                details=tuple(performance),
-                run_id=run_id,
-                link=link,
-            ),
-        )
+        title = f"realised performance dropped for {len(performance)} run(s)"
+        send_for_run(spec, run_id, "performance", title, performance)
 
 
 def serving_training_snapshot(url: str, job: str, model: ServingModel) -> Manifest | None:

@@ -132,17 +132,8 @@ def validate(ctx: Context, manifest: Manifest) -> Validation:
     )
     warnings = [f["message"] for f in summary.failures if f["severity"] == "warning"]
     if warnings:
-        alerts.send(
-            ctx.spec,
-            alerts.Alert(
-                job=ctx.spec.name,
-                kind="validation_warning",
-                title=f"{len(warnings)} validation warning(s) in the {manifest.kind} snapshot",
-                details=tuple(warnings),
-                run_id=ctx.run.run_id,
-                link=alerts.run_link(ctx.spec.name, ctx.run.run_id),
-            ),
-        )
+        title = f"{len(warnings)} validation warning(s) in the {manifest.kind} snapshot"
+        alerts.send_for_run(ctx.spec, ctx.run.run_id, "validation_warning", title, warnings)
     return summary
 
 

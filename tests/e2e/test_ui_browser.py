@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from helpers import query
 from pipeline.ops import airflow_stack
@@ -24,19 +24,6 @@ from pipeline.ops.demo_data import seed_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless and quiet: this machine reaches no network, and without these flags Chromium keeps
-# trying to (sync, component updates, field trials over QUIC).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 JOB = "customer_churn"
 ROWS = 3_000
 UI_TIMEOUT_MS = 60_000  # one page step, generous for a busy 2-core machine
@@ -70,23 +57,6 @@ def wait_for(what: str, probe, deadline: float, every_s: float = 3):
             return value
         time.sleep(every_s)
     raise AssertionError(f"timed out waiting for {what} (last error: {last})")
-
-
-@pytest.fixture
-def browser():
-    """Debian's headless Chromium. Missing, the test fails: it must never pass by skipping."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"no Chromium at {CHROMIUM}: install Debian's package with "
-            "`apt-get update && apt-get install -y chromium` (the Makefile's venv rule does it); "
-            "never `playwright install`"
-        )
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

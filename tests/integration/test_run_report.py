@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from helpers import query, run_stages, trigger_for
 from pipeline import flow
@@ -23,37 +22,9 @@ from pipeline.store.storage import DataRoot, run_folder
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless and quiet: this machine reaches no network (the flags of tests/e2e/test_ui_browser.py)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ROWS = 3_000
 # a category value that is markup, fetching and scripting: it must show as text, inertly
 ODD = '<img src=https://x.invalid/i onerror="document.title=1">&"b"'
-
-
-@pytest.fixture
-def browser():
-    """Debian's headless Chromium. Missing, the test fails: it must never pass by skipping."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"no Chromium at {CHROMIUM}: install Debian's package with "
-            "`apt-get update && apt-get install -y chromium`; never `playwright install`"
-        )
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 class Offline:
