@@ -44,8 +44,10 @@ test: $(STAMP) ## Run the whole test suite (embedded Postgres unless DATABASE_UR
 test-fast: $(STAMP) ## Unit tests only: no server needed
 	$(BIN)/python -m pytest tests/unit
 
-lint: $(STAMP) ## Ruff lint and format check
+lint: $(STAMP) ## Ruff, format check, the layers contract (import-linter) and mypy
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

@@ -7,7 +7,7 @@ import sys
 from bench.harness import configure_logging, run_bench
 from pipeline.config import warehouse_url
 from pipeline.errors import PipelineError
-from pipeline.ops.embedded import start_for_cli
+from pipeline.local.embedded import start_for_cli
 
 log = logging.getLogger("bench")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from bench.harness import configure_logging, ensure_table, write_bench_job
 from pipeline.config import warehouse_url
-from pipeline.ops import airflow_stack
-from pipeline.ops.embedded import start_for_cli
-from pipeline.store.migrate import migrate
+from pipeline.local import airflow_stack
+from pipeline.local.embedded import start_for_cli
+from pipeline.warehouse.migrate import migrate
 
 log = logging.getLogger("bench.celery")
 

@@ -37,16 +37,17 @@ from psycopg2 import sql
 from pipeline import flow
 from pipeline.config import expectations_dir, jobs_dir
 from pipeline.contracts import Manifest, ServingModel, Trigger
+from pipeline.datafiles.snapshots import load_manifest, read_snapshot_table
 from pipeline.errors import PipelineError
+from pipeline.local.demo_data import demo_as_of, seed_table
+from pipeline.model.files import load_model
 from pipeline.model.fitting import feature_frame, predict
-from pipeline.model.registry import load_model
-from pipeline.ops.demo_data import demo_as_of, seed_table
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec, find_spec, load_spec
 from pipeline.stages import snapshot
 from pipeline.stages.train import gate, train_candidate
-from pipeline.store import db
-from pipeline.store.migrate import migrate
+from pipeline.warehouse import db, sources
+from pipeline.warehouse.migrate import migrate
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +260,8 @@ def arm_copy_out(config: dict) -> dict:
     try:
         with conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
-            types = db.table_columns(conn, spec.source.table)
-            query = snapshot.build_snapshot_query(spec, "scoring", types)
+            types = sources.table_columns(conn, spec.source.table)
+            query = sources.build_snapshot_query(spec, "scoring", types)
             copy = sql.SQL("COPY ({}) TO STDOUT").format(query)
             text = cur.mogrify(copy, {"as_of": demo_as_of()}).decode()
             sink = Discard()
@@ -282,9 +283,9 @@ def arm_predict(config: dict) -> dict:
     spec = bench_spec(config)
     model_ref = ServingModel.from_json(config["model"])
     model = load_model(model_ref.artifact_uri, model_ref.artifact_sha256)
-    manifest = snapshot.load_manifest(config["manifest_uri"])
+    manifest = load_manifest(config["manifest_uri"])
     key = spec.source.key
-    table = snapshot.read_snapshot_table(manifest, [key, *spec.features.all])
+    table = read_snapshot_table(manifest, [key, *spec.features.all])
     checksum, seconds = Checksum(), dict.fromkeys(sorted({1, os.cpu_count() or 1}), 0.0)
     for batch in table.to_batches(spec.scoring.batch_rows):
         frame = batch.to_pandas()

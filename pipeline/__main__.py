@@ -1,7 +1,7 @@
-"""`python -m pipeline <command>`: the command line lives in `pipeline.ops.cli`."""
+"""`python -m pipeline <command>`: the command line lives in `pipeline.cli`."""
 
 import sys
 
-from pipeline.ops.cli import main
+from pipeline.cli import main
 
 sys.exit(main())

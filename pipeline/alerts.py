@@ -3,7 +3,7 @@
 A job spec's `alerts` (pipeline/spec.py: Alerts, README "Alerts") names Airflow connections;
 each target has a `kinds` list of the alerts it receives: `failure`, `validation_warning`,
 `drift`, `performance`. A job without `alerts` sends nothing, and this module then imports
-nothing from Airflow.
+nothing from Airflow but `Connection` (to read a target's connection).
 
 What to call:
 
@@ -23,7 +23,7 @@ What to call:
 
 - For failures, in the DAG builder (pipeline/orchestration/), one notifier per job::
 
-      from pipeline.alerts import FailureNotifier
+      from pipeline.orchestration.notifier import FailureNotifier
 
       default_args["on_failure_callback"] = FailureNotifier(spec)   # each task's final failure
       # or DAG(..., on_failure_callback=FailureNotifier(spec))      # once per failed run
@@ -48,8 +48,8 @@ from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
 from pipeline.config import airflow_ui_url
+from pipeline.redaction import redact
 from pipeline.spec import ALERT_KINDS, EmailAlerts, JobSpec, WebhookAlerts
-from pipeline.store.db import redact
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,8 @@ def send(spec: JobSpec, alert: Alert) -> list[str]:
     """
     delivered = []
     for target in spec.alerts.targets(alert.kind):
+        if target.connection is None:
+            continue
         name = "webhook" if isinstance(target, WebhookAlerts) else "email"
         where = f"{name} (connection {target.connection})"
         try:
@@ -290,6 +292,7 @@ def _mail(conn, target: EmailAlerts, alert: Alert) -> None:
     message["To"] = ", ".join(target.to)
     message.set_content(alert.text())
     implicit_tls = _flag(extra.get("ssl"), False)
+    smtp: smtplib.SMTP
     if implicit_tls:
         smtp = smtplib.SMTP_SSL(
             conn.host, conn.port or 465, timeout=TIMEOUT, context=ssl.create_default_context()
@@ -302,43 +305,3 @@ def _mail(conn, target: EmailAlerts, alert: Alert) -> None:
         if conn.login:
             smtp.login(conn.login, conn.password or "")
         smtp.send_message(message, to_addrs=list(target.to))
-
-
-def _notifier_class():
-    """FailureNotifier, defined on first use so that importing this module imports no Airflow."""
-    from airflow.sdk import BaseNotifier
-
-    class FailureNotifier(BaseNotifier):
-        """Airflow notifier: sends the job's failure alert (`on_failure_callback`)."""
-
-        def __init__(self, job: JobSpec | str):
-            super().__init__()
-            self.job = job
-
-        @property
-        def spec(self) -> JobSpec:
-            if isinstance(self.job, JobSpec):
-                return self.job
-            from pipeline.config import jobs_dir
-            from pipeline.spec import find_spec
-
-            return find_spec(self.job, jobs_dir())
-
-        def notify(self, context) -> None:
-            try:
-                spec = self.spec
-            except Exception:
-                log.warning("failure alert for %s not sent: its spec did not load", self.job)
-                return
-            notify_failure(spec, context)
-
-    FailureNotifier.__module__ = __name__
-    return FailureNotifier
-
-
-def __getattr__(name: str):
-    if name == "FailureNotifier":
-        cls = _notifier_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,12 +5,15 @@ Each record is a frozen dataclass. `to_json()` gives the dict Airflow stores as 
 written by a newer version still reads). `plain_json` is the one JSON sanitiser of the package.
 """
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any, Self
+
+from pipeline.spec import JobSpec, spec_from_record
 
 
 def plain_json(value: Any) -> Any:
@@ -38,17 +41,24 @@ def dumps(value: Any, **options) -> str:
     return json.dumps(plain_json(value), **options)
 
 
+def content_sha256(value: Any) -> str:
+    """sha256 of a JSON value in canonical form (sorted keys), so equal content hashes equal."""
+    return hashlib.sha256(dumps(value, sort_keys=True).encode()).hexdigest()
+
+
 class Record:
     """Base of every stage record: to and from plain JSON."""
 
     def to_json(self) -> dict:
-        return plain_json(asdict(self))
+        return plain_json(asdict(self))  # type: ignore[call-overload]  # subclasses are dataclasses
 
     @classmethod
     def from_json(cls, data: "dict | Self") -> Self:
         if isinstance(data, cls):
             return data
-        names = {f.name for f in fields(cls)}
+        if isinstance(data, Record):
+            raise TypeError(f"not a {cls.__name__}: {type(data).__name__}")
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # dataclass subclasses
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -110,6 +120,12 @@ class Manifest(Record):
     future_rows: dict = field(default_factory=dict)
     seconds: float = 0.0
     snapshot_id: int | None = None  # its scoring.snapshots.id, once recorded (not in the file)
+
+    def file_json(self) -> dict:
+        """As written beside the data and in scoring.snapshots: without the row's id."""
+        data = self.to_json()
+        data.pop("snapshot_id", None)
+        return data
 
 
 @dataclass(frozen=True)
@@ -241,15 +257,20 @@ class DriftSummary(Record):
 
 @dataclass
 class Context:
-    """What every stage is called with: the warehouse, and the trigger or the started run."""
+    """What every stage is called with: the warehouse, the trigger, and (for every stage after
+    `start_run`) the started run."""
 
     url: str
-    trigger: Trigger | None = None
-    run: Run | None = None
+    trigger: Trigger
+    started: Run | None = None
+
+    @property
+    def run(self) -> Run:
+        if self.started is None:
+            raise RuntimeError("the run has not started yet: only start_run runs before it")
+        return self.started
 
     @cached_property
-    def spec(self):
+    def spec(self) -> JobSpec:
         """The run's frozen spec (never the file as it is now)."""
-        from pipeline.spec import spec_from_record
-
         return spec_from_record(self.run.spec, self.run.spec_path)

@@ -9,6 +9,8 @@ Results travel as plain JSON between stages, as Airflow's XComs carry them; `exe
 turns them back into the stage records of `pipeline.contracts` before calling a stage.
 """
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -30,6 +32,8 @@ from pipeline.contracts import (
     Validation,
 )
 from pipeline.errors import StageSkipped
+
+log = logging.getLogger(__name__)
 
 FIRST = "start_run"
 
@@ -165,12 +169,14 @@ def execute(stage: Stage, url: str, trigger: Trigger, inputs: dict, item: Any = 
 
     Raises StageSkipped when the stage has nothing to do this run.
     """
-    from pipeline.stages.run import heartbeat
+    # imported when a stage runs, never when a DAG file is parsed: these load psycopg2, and
+    # the stage modules pandas, pyarrow, scikit-learn and Great Expectations
+    from pipeline.warehouse.runs import heartbeat
 
     if stage.name == FIRST:
         return encode(stage.function()(Context(url=url, trigger=trigger)))
     run = Run.from_json(inputs[FIRST])
-    ctx = Context(url=url, trigger=trigger, run=run)
+    ctx = Context(url=url, trigger=trigger, started=run)
     args = [decode(BY_NAME[name], inputs[name]) for name in stage.inputs]
     if stage.when:  # decided before the stage's module (and its libraries) is imported
         decision = args[stage.inputs.index(stage.when)]
@@ -178,12 +184,17 @@ def execute(stage: Stage, url: str, trigger: Trigger, inputs: dict, item: Any = 
             raise StageSkipped(f"{stage.name} skipped: {decision.reason}")
     if stage.expand:
         args.append(BY_NAME[stage.expand].returns.from_json(item))
+    started = time.perf_counter()
     with heartbeat(url, run.job, run.run_id):
-        return encode(stage.function()(ctx, *args, **stage.options))
+        result = encode(stage.function()(ctx, *args, **stage.options))
+    log.info("%s of run %s done in %.1f s", stage.name, run.run_id, time.perf_counter() - started)
+    return result
 
 
 def item_label(stage: Stage, item: Any) -> str | None:
     """How a person tells an expanded stage's calls apart (a partition's key range)."""
+    if stage.expand is None:
+        return None
     return getattr(BY_NAME[stage.expand].returns.from_json(item), "label", None)
 
 
@@ -214,7 +225,7 @@ def run_stages(
     passes one that uses worker processes). A skipped stage's result is None. A failing stage
     marks the run failed, as the Airflow adapter does, and its error propagates.
     """
-    from pipeline.stages.run import mark_failed
+    from pipeline.stages.run import mark_failed  # heavy: see `execute`
 
     results = dict(given or {})
     for stage in STAGES:

@@ -18,7 +18,7 @@ import pytest
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="scoring-tests-"))
 os.environ["AIRFLOW_HOME"] = str(SESSION_DIR / "airflow")
 
-from pipeline.ops import airflow_home  # noqa: E402  (after AIRFLOW_HOME is set)
+from pipeline.local import airflow_home  # noqa: E402  (after AIRFLOW_HOME is set)
 
 airflow_home.configure()
 
@@ -77,7 +77,7 @@ def warehouse(database_url, tmp_path, monkeypatch):
     """An empty, migrated scoring schema and a private data root for one test."""
     import psycopg2
 
-    from pipeline.store.migrate import migrate
+    from pipeline.warehouse.migrate import migrate
 
     with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
         cur.execute("DROP SCHEMA IF EXISTS scoring CASCADE; DROP SCHEMA IF EXISTS demo CASCADE")

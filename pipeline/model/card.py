@@ -1,6 +1,6 @@
 """The model card: what a person reads beside a model file before trusting its scores."""
 
-from pipeline.model.fitting import positive_class
+from pipeline.logic.targets import positive_class
 from pipeline.spec import JobSpec
 
 

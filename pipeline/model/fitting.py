@@ -23,7 +23,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from pipeline.errors import DataValidationError
-from pipeline.spec import LOWER_IS_BETTER, MAX_CLASSES, POSITIVE_NAMES, JobSpec, class_label
+from pipeline.logic.targets import positive_class, resolve_classes
+from pipeline.spec import JobSpec, class_label
 
 log = logging.getLogger(__name__)
 
@@ -94,88 +95,6 @@ def holdout_mask(keys: pd.Series, fraction: float) -> np.ndarray:
     return (hashes % HOLDOUT_BUCKETS) < int(round(fraction * HOLDOUT_BUCKETS))
 
 
-def resolve_classes(spec: JobSpec, observed) -> tuple[list[str], str | None]:
-    """The target's classes (sorted, as `class_label`s) and, for a binary one, its positive class.
-
-    `observed` are the distinct target values of the training data. Any mismatch with the task
-    or the spec is a DataValidationError naming the job, the column and the classes.
-    """
-    where = f"job {spec.name}: target {spec.target!r}"
-    found = sorted({class_label(v) for v in observed})
-    if len(found) > MAX_CLASSES:
-        raise DataValidationError(
-            f"{where} has {len(found)} distinct values (e.g. {found[:5]}); a classification "
-            f"target has 2 to {MAX_CLASSES} classes. Is it a number to predict (task: "
-            "regression) or an id?"
-        )
-    if spec.classes is not None:
-        unknown = sorted(set(found) - set(spec.classes))
-        absent = sorted(set(spec.classes) - set(found))
-        if unknown or absent:
-            raise DataValidationError(
-                f"{where}: the training data's classes {found} differ from `classes` in "
-                f"{spec.path} ({spec.classes}): "
-                + "; ".join(
-                    text
-                    for text in (
-                        f"not listed: {unknown}" if unknown else "",
-                        f"no training rows: {absent}" if absent else "",
-                    )
-                    if text
-                )
-            )
-    if len(found) < 2:
-        raise DataValidationError(
-            f"{where} has {len(found)} class(es) {found} in the training data; a classifier "
-            "needs at least 2"
-        )
-    if len(found) > 2:
-        if spec.positive_class is not None:
-            raise DataValidationError(
-                f"{where} has {len(found)} classes {found}: positive_class is only for a binary "
-                f"target; remove it from {spec.path}"
-            )
-        return found, None
-    return found, positive_class(spec, found)
-
-
-def positive_class(spec: JobSpec, classes: list[str]) -> str:
-    """The binary target's class whose probability is the score: the spec's, else true/1/yes."""
-    if spec.positive_class is not None:
-        if spec.positive_class not in classes:
-            raise DataValidationError(
-                f"job {spec.name}: positive_class {spec.positive_class!r} is not a class of "
-                f"target {spec.target!r}; its classes are {classes}"
-            )
-        return spec.positive_class
-    named = [c for c in classes if c.lower() in POSITIVE_NAMES]
-    if len(named) != 1:
-        raise DataValidationError(
-            f"job {spec.name}: target {spec.target!r} has classes {classes}; say which one "
-            f"`score` is the probability of with `positive_class:` in {spec.path}"
-        )
-    return named[0]
-
-
-def check_target(spec: JobSpec, observed) -> str:
-    """Whether the target's distinct values fit the task; a one-line description if they do.
-
-    Used before any run (`check`, `suggest-expectations`) and by every training run.
-    """
-    if spec.task == "classification":
-        classes, positive = resolve_classes(spec, observed)
-        kind = "binary" if positive else f"{len(classes)}-class"
-        return f"{kind} target {classes}" + (f", positive class {positive!r}" if positive else "")
-    values = pd.unique(pd.Series(list(observed)).dropna())
-    if len(values) <= 2:
-        raise DataValidationError(
-            f"job {spec.name}: target {spec.target!r} has {len(values)} distinct value(s) "
-            f"{sorted(map(class_label, values))}; that is a class, not a number to predict: "
-            "use task: classification"
-        )
-    return f"numeric target, {len(values)} distinct values"
-
-
 def target_values(frame: pd.DataFrame, spec: JobSpec) -> pd.Series:
     """The target as the model learns it: class names, or floats for a regression."""
     y = frame[spec.target]
@@ -223,7 +142,7 @@ def evaluate(model: Pipeline, features: pd.DataFrame, y: pd.Series, spec: JobSpe
     holdout class the model never learned counts as probability 0) and accuracy.
     """
     out = predict(model, features, spec)
-    if spec.task == "classification":
+    if spec.task == "classification" and out.probabilities is not None:
         truth = y.to_numpy()
         column = {c: i for i, c in enumerate(out.classes)}
         index = np.array([column.get(v, -1) for v in truth])
@@ -281,21 +200,3 @@ def fit(spec: JobSpec, frame: pd.DataFrame) -> tuple[Pipeline, dict, float]:
     metrics["train_rows"] = int(len(x_train))
     log.info("fitted in %.1f s; holdout %s", seconds, metrics)
     return model, metrics, seconds
-
-
-def beats(spec: JobSpec, candidate: dict, champion: dict) -> tuple[bool, str]:
-    """Whether the candidate beats the champion on the primary metric by the job's margin: it
-    must do strictly better, and by at least `model.promotion_margin`."""
-    metric, margin = spec.primary_metric, spec.model.promotion_margin
-    new, old = candidate[metric], champion[metric]
-    gain = (old - new) if metric in LOWER_IS_BETTER else (new - old)
-    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
-    verdict = gain >= margin and gain > 0
-    if verdict:
-        judged = f"gain {gain:+.5f} meets the margin {margin}"
-    elif gain <= 0:
-        judged = f"gain {gain:+.5f}: not better than the champion"
-    else:
-        judged = f"gain {gain:+.5f} is below the margin {margin}"
-    reason = f"{metric} {new:.5f} vs champion {old:.5f} ({direction} is better): {judged}"
-    return verdict, reason

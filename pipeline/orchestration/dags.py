@@ -6,17 +6,22 @@ nor sklearn and opens no connection, so DAG files parse fast.
 """
 
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import Asset, Connection, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from pipeline import flow
 from pipeline.config import jobs_dir, warehouse_url
 from pipeline.contracts import Trigger
-from pipeline.errors import ConfigError, PipelineError, StageSkipped, explain_permanent
+from pipeline.errors import ConfigError, PipelineError, StageSkipped
+from pipeline.faults import explain_permanent
+from pipeline.orchestration.notifier import FailureNotifier
+from pipeline.redaction import install_redaction, redact
 from pipeline.spec import JobSpec, load_spec, spec_paths
 
 log = logging.getLogger(__name__)
@@ -26,8 +31,6 @@ START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
 def airflow_warehouse() -> str:
     """The Airflow connection `warehouse` (env, secrets backend or metadata DB) as a URL."""
-    from airflow.sdk import Connection
-
     try:
         return Connection.get("warehouse").get_uri()
     except Exception as exc:  # Airflow raises its own not-found type
@@ -51,17 +54,18 @@ def trigger_of(context, job: str, spec_path: str) -> Trigger:
     )
 
 
-@task(multiple_outputs=False)
+# the return value is the stage's record as JSON (a run's holds its whole spec and suites):
+# kept out of the task log, where each stage writes one line of what it did instead
+@task(multiple_outputs=False, show_return_value_in_logs=False)
 def stage_task(stage: str, job: str, spec_path: str, inputs: dict, item=None):
     """Run one stage of `pipeline.flow`; predictable errors fail at once and mark the run."""
-    from pipeline.store.db import install_redaction, redact
-
     install_redaction()
     context = get_current_context()
     ti = context["ti"]
     step = flow.BY_NAME[stage]
     if step.expand:
-        context["item_label"] = flow.item_label(step, item) or str(ti.map_index)
+        # read by map_index_template: the UI names each partition task by its key range
+        context["item_label"] = flow.item_label(step, item) or str(ti.map_index)  # type: ignore[typeddict-unknown-key]
     try:
         return flow.execute(
             step,
@@ -94,7 +98,8 @@ def stage_task(stage: str, job: str, spec_path: str, inputs: dict, item=None):
 
 
 def record_failure(job: str, run_id: str, error: str) -> None:
-    from pipeline.stages.run import mark_failed
+    """Mark the run failed with why, and write its report; never raises."""
+    from pipeline.stages.run import mark_failed  # heavy (pandas, pyarrow): not at DAG parse
 
     try:
         mark_failed(warehouse_url(airflow_warehouse), job, run_id, error)
@@ -185,8 +190,6 @@ def build_dag(spec: JobSpec, path: Path):
         "max_retry_delay": timedelta(minutes=10),
     }
     if spec.alerts.targets("failure"):
-        from pipeline.alerts import FailureNotifier
-
         default_args["on_failure_callback"] = FailureNotifier(spec)  # after a task's last try
 
     @dag(
@@ -224,10 +227,6 @@ def build_dags(directory: Path | None = None) -> dict:
 
 def run_once(job: str, logical_date: datetime, conf: dict) -> str:
     """Run one job's DAG once, in this process, through Airflow (`dag.test`); returns its state."""
-    import os
-
-    from airflow.dag_processing.dagbag import DagBag
-
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         raise PipelineError(f"DAG files failed to import: {bag.import_errors}")

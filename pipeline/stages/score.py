@@ -14,12 +14,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.contracts import Context, Manifest, Partition, ScoredPartition, ServingModel
+from pipeline.datafiles.layout import partition_path
+from pipeline.datafiles.root import DataRoot
+from pipeline.datafiles.snapshots import open_snapshot
+from pipeline.logic.partitions import partition_ranges
+from pipeline.model.files import load_model
 from pipeline.model.fitting import Predictions, feature_frame, predict
-from pipeline.model.registry import load_model
 from pipeline.progress import Progress
 from pipeline.spec import JobSpec
-from pipeline.stages.snapshot import open_snapshot
-from pipeline.store.storage import DataRoot, run_folder
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +40,21 @@ def plan_partitions(manifest: Manifest, key: str, partitions: int) -> list[Parti
     """Split the snapshot's row groups into at most `partitions` contiguous key ranges."""
     with open_snapshot(manifest) as parquet:
         meta = parquet.metadata
-    groups = meta.num_row_groups
     key_index = meta.schema.to_arrow_schema().get_field_index(key)
-    count = max(1, min(partitions, groups))
-    parts = []
-    for i in range(count):
-        first, last = groups * i // count, groups * (i + 1) // count
-        stats = [meta.row_group(g).column(key_index).statistics for g in range(first, last)]
-        parts.append(
-            Partition(
-                index=i,
-                row_groups=[first, last],
-                rows=sum(meta.row_group(g).num_rows for g in range(first, last)),
-                key_min=stats[0].min if stats and stats[0].has_min_max else None,
-                key_max=stats[-1].max if stats and stats[-1].has_min_max else None,
+    groups = []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(key_index).statistics
+        known = stats is not None and stats.has_min_max
+        groups.append(
+            (
+                meta.row_group(g).num_rows,
+                stats.min if known else None,
+                stats.max if known else None,
             )
         )
+    parts = partition_ranges(groups, partitions)
     log.info("scoring %d rows in %d partition(s)", meta.num_rows, len(parts))
     return parts
-
-
-def partition_path(root: DataRoot, job: str, run_id: str, index: int) -> str:
-    return root.path("runs", job, run_folder(run_id), "predictions", f"part-{index:05d}.parquet")
 
 
 def score_partition(

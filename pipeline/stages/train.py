@@ -11,13 +11,19 @@ from pipeline.contracts import (
     ServingModel,
     plain_json,
 )
+from pipeline.datafiles.layout import candidate_dir
+from pipeline.datafiles.root import DataRoot
+from pipeline.datafiles.snapshots import load_manifest, read_snapshot
 from pipeline.errors import ModelIntegrityError, PipelineError
-from pipeline.model import fitting, registry
+from pipeline.logic.gate import beats
+from pipeline.model import fitting
 from pipeline.model.card import model_card
+from pipeline.model.files import load_model, save_model, verified_payload
+from pipeline.model.registry import register_candidate
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec
-from pipeline.stages.snapshot import load_manifest, read_snapshot
-from pipeline.store.storage import DataRoot, run_folder
+from pipeline.warehouse import models
+from pipeline.warehouse.models import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +39,9 @@ def register(ctx: Context, candidate: Candidate | None) -> ServingModel:
     if candidate is None:
         serving = serving_model(ctx.url, ctx.spec)
         try:
-            registry.verified_payload(serving.artifact_uri, serving.artifact_sha256)
+            verified_payload(serving.artifact_uri, serving.artifact_sha256)
         except ModelIntegrityError as exc:
-            raise broken_champion(ctx.spec, serving.to_json(), exc) from exc
+            raise broken_champion(ctx.spec, serving.version, exc) from exc
         return serving
     return gate(ctx.url, ctx.spec, candidate, ctx.run.run_id, ctx.run.force_promote)
 
@@ -50,7 +56,7 @@ def train_candidate(spec: JobSpec, manifest: Manifest, run_id: str) -> Candidate
 def save_candidate(spec: JobSpec, manifest: Manifest, run_id, model, metrics, seconds):
     """Write a fitted candidate with what it takes to rebuild it: spec, data, seeds, versions."""
     root = DataRoot()
-    folder = root.path("runs", spec.name, run_folder(run_id), "candidate")
+    folder = candidate_dir(root, spec.name, run_id)
     params = {
         "estimator": spec.model.estimator,
         "estimator_params": model.named_steps["model"].get_params(),
@@ -87,7 +93,7 @@ def save_candidate(spec: JobSpec, manifest: Manifest, run_id, model, metrics, se
         "python": platform.python_version(),
         "fit_seconds": round(seconds, 3),
     }
-    artifact = registry.save_model(root, folder, model, metadata, model_card(spec, metadata))
+    artifact = save_model(root, folder, model, metadata, model_card(spec, metadata))
     return Candidate(
         folder_uri=root.uri(folder),
         artifact_sha256=artifact["sha256"],
@@ -106,35 +112,33 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
     The champion is re-scored on this snapshot's holdout, so both numbers describe the same rows.
     Returns the model to score with (the champion after the decision) and the decision itself.
     """
-    current = registry.champion(url, spec.name)
-    if current and current["run_id"] == run_id:  # a re-run: judge against the champion it replaced
-        previous = current["champion_version"]
-        current = registry.fetch_version(url, spec.name, version=previous) if previous else None
+    current = models.champion(url, spec.name)
+    if current and current.run_id == run_id:  # a re-run: judge against the champion it replaced
+        previous = current.champion_version
+        current = models.fetch_version(url, spec.name, version=previous) if previous else None
     champion_metrics, unloadable = None, False
     if current is None:
         promote, reason = True, "first model for this job: promoted as champion"
     else:
         try:
-            champion_model = registry.load_model(
-                current["artifact_uri"], current["artifact_sha256"]
-            )
+            champion_model = load_model(current.artifact_uri, current.artifact_sha256)
         except ModelIntegrityError as exc:
             if not force_promote:
-                raise broken_champion(spec, current, exc) from exc
+                raise broken_champion(spec, current.version, exc) from exc
             unloadable = True
-            promote, reason = False, f"champion v{current['version']} could not be loaded: {exc}"
+            promote, reason = False, f"champion v{current.version} could not be loaded: {exc}"
         else:
             frame = read_snapshot(load_manifest(candidate.training_snapshot_uri))
             _, _, x_hold, y_hold = fitting.split(frame, spec)
             champion_metrics = fitting.evaluate(champion_model, x_hold, y_hold, spec)
-            promote, reason = fitting.beats(spec, candidate.metrics, champion_metrics)
-            verdict = "promoted" if promote else f"kept champion v{current['version']}"
+            promote, reason = beats(spec, candidate.metrics, champion_metrics)
+            verdict = "promoted" if promote else f"kept champion v{current.version}"
             reason = f"{verdict}: {reason}"
     forced = force_promote and not promote
     if forced:
         said = reason if unloadable else f"the gate said: {reason}"
         promote, reason = True, f"force_promote set at trigger time; {said}"
-    decision = registry.register(
+    decision = register_candidate(
         url, spec, run_id, candidate, champion_metrics, current, promote, reason, forced
     )
     serving = serving_model(url, spec)
@@ -143,10 +147,10 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
     )
 
 
-def broken_champion(spec: JobSpec, current: dict, exc: ModelIntegrityError) -> ModelIntegrityError:
+def broken_champion(spec: JobSpec, version: int, exc: ModelIntegrityError) -> ModelIntegrityError:
     """The gate cannot judge against a champion whose file fails verification: the ways out."""
     return ModelIntegrityError(
-        f"job {spec.name}: the champion v{current['version']}'s model file is missing or modified "
+        f"job {spec.name}: the champion v{version}'s model file is missing or modified "
         f"({exc}); either retire it and fall back to the previous good version with "
         f"`python -m pipeline retire {spec.name}`, or replace it with a new candidate with "
         f"`python -m pipeline run {spec.name} --force-promote --retrain always`"
@@ -155,16 +159,21 @@ def broken_champion(spec: JobSpec, current: dict, exc: ModelIntegrityError) -> M
 
 def serving_model(url: str, spec: JobSpec) -> ServingModel:
     """The champion to score with; a clear error if there is none yet."""
-    current = registry.champion(url, spec.name)
+    current = models.champion(url, spec.name)
     if current is None:
         raise PipelineError(
             f"job {spec.name}: no champion model yet; run with retraining enabled first "
             "(retrain.policy is 'never' or the policy skipped training)"
         )
+    return serving_of(current)
+
+
+def serving_of(version: ModelVersion) -> ServingModel:
+    """A registered version as the model a run scores with."""
     return ServingModel(
-        version=current["version"],
-        artifact_uri=current["artifact_uri"],
-        artifact_sha256=current["artifact_sha256"],
-        training_snapshot_sha256=current["training_snapshot_sha256"],
-        training_snapshot_id=current.get("training_snapshot_id"),
+        version=version.version,
+        artifact_uri=version.artifact_uri,
+        artifact_sha256=version.artifact_sha256,
+        training_snapshot_sha256=version.training_snapshot_sha256,
+        training_snapshot_id=version.training_snapshot_id,
     )

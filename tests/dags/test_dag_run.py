@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from helpers import query
-from pipeline.ops.demo_data import seed_table
+from pipeline.local.demo_data import seed_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 

@@ -19,8 +19,8 @@ import yaml
 from playwright.sync_api import Page
 
 from helpers import query
-from pipeline.ops import airflow_stack
-from pipeline.ops.demo_data import seed_table
+from pipeline.local import airflow_stack
+from pipeline.local.demo_data import seed_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ from test_monitoring import ROWS, churn_spec, people_job, run_after_drift_on_two
 from helpers import query, run_stages
 from pipeline import alerts
 from pipeline.alerts import MAX_DETAIL
-from pipeline.ops.demo_data import demo_as_of, seed_table
+from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.spec import ALERT_KINDS, load_spec
 
 pytestmark = pytest.mark.integration

@@ -352,7 +352,7 @@ def failure_context(spec: JobSpec) -> dict:
 def test_failure_notifier_sends_the_failure_with_the_exception_redacted(both, webhook, smtp):
     from airflow.sdk import BaseNotifier
 
-    from pipeline.alerts import FailureNotifier
+    from pipeline.orchestration.notifier import FailureNotifier
 
     notifier = FailureNotifier(both)
     assert isinstance(notifier, BaseNotifier)
@@ -378,7 +378,7 @@ def test_failure_notifier_sends_the_failure_with_the_exception_redacted(both, we
 
 def test_failure_notifier_as_a_dag_callback_and_by_job_name(both, webhook, smtp):
     """A DAG's on_failure_callback gets the run id and a reason, no exception."""
-    from pipeline.alerts import FailureNotifier
+    from pipeline.orchestration.notifier import FailureNotifier
 
     FailureNotifier(both).notify({"dag": None, "run_id": RUN_ID, "reason": "task_failure"})
     [hit] = webhook.received

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import query, run_stages
 from pipeline.errors import DataValidationError, PipelineError, SpecError
-from pipeline.ops.demo_data import demo_as_of, seed_table
+from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.spec import load_spec
 
 pytestmark = pytest.mark.integration

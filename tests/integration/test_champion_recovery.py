@@ -3,13 +3,14 @@
 import pytest
 
 from helpers import query, run_stages
+from pipeline import cli
+from pipeline.datafiles.root import DataRoot
 from pipeline.errors import ModelIntegrityError, PipelineError
+from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.model import registry
-from pipeline.ops import cli
-from pipeline.ops.demo_data import demo_as_of, seed_table
 from pipeline.spec import load_spec
 from pipeline.stages.run import retrain_due
-from pipeline.store.storage import DataRoot
+from pipeline.warehouse import models
 
 pytestmark = pytest.mark.integration
 
@@ -22,18 +23,18 @@ def deliveries(warehouse, jobs):
 
 def tamper(url: str, version: int) -> None:
     """Flip one byte of a version's model file, as a bad copy or an attacker would."""
-    row = registry.fetch_version(url, "delivery_delay", version=version)
+    row = models.fetch_version(url, "delivery_delay", version=version)
     root = DataRoot()
-    path = root.path_of(row["artifact_uri"])
+    path = root.path_of(row.artifact_uri)
     payload = bytearray(root.read_bytes(path))
     payload[len(payload) // 2] ^= 0xFF
     root.write_bytes(path, bytes(payload))
 
 
 def delete_file(url: str, version: int) -> None:
-    row = registry.fetch_version(url, "delivery_delay", version=version)
+    row = models.fetch_version(url, "delivery_delay", version=version)
     root = DataRoot()
-    root.fs.delete_file(root.path_of(row["artifact_uri"]))
+    root.fs.delete_file(root.path_of(row.artifact_uri))
 
 
 def versions(url: str) -> list[tuple]:
@@ -84,7 +85,7 @@ def test_retire_leaves_no_champion_when_no_earlier_file_verifies(deliveries, cap
     assert "is missing" in lines[1]
     assert lines[2] == "delivery_delay: no champion now; the next run trains one"
     assert [r[1] for r in versions(url)] == ["retired", "retired"]
-    assert registry.champion(url, "delivery_delay") is None
+    assert models.champion(url, "delivery_delay") is None
     with pytest.raises(PipelineError, match="no champion to retire"):
         registry.retire_champion(url, "delivery_delay", "again")
 
@@ -92,7 +93,7 @@ def test_retire_leaves_no_champion_when_no_earlier_file_verifies(deliveries, cap
     third = run_stages(url, spec, demo_as_of(), "run-3", retrain=False)
     assert third["decide_retrain"]["reason"] == "no champion yet"
     assert third["register"]["version"] == 3
-    assert registry.champion(url, "delivery_delay")["version"] == 3
+    assert models.champion(url, "delivery_delay").version == 3
 
 
 def test_a_version_retired_by_hand_is_not_brought_back(deliveries):

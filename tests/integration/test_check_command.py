@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from helpers import query
-from pipeline.ops.cli import main
-from pipeline.ops.demo_data import demo_as_of, seed_table
+from pipeline.cli import main
+from pipeline.local.demo_data import demo_as_of, seed_table
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,11 @@ import yaml
 
 from helpers import query, run_stages
 from pipeline.errors import DataValidationError
-from pipeline.ops.report import fetch_run, run_summary
-from pipeline.ops.reproduce import reproduce_run
+from pipeline.maintenance.reproduce import reproduce_run
+from pipeline.reports.summary import run_summary
 from pipeline.spec import load_spec
-from pipeline.stages.validate import suite_path
+from pipeline.validation.suites import suite_path
+from pipeline.warehouse.runs import fetch_run_at
 
 pytestmark = pytest.mark.integration
 
@@ -109,12 +110,12 @@ def test_the_summary_shows_this_runs_decision_against_the_rescored_champion(ware
     spec = onboard(warehouse, jobs, "flowers", FLOWERS, FLOWERS_SPEC)
     as_of = datetime.now(UTC) - timedelta(minutes=2)
     run_stages(warehouse, spec, as_of, "run-1")
-    first = "\n".join(run_summary(warehouse, spec, fetch_run(warehouse, "flowers", as_of), 1.0))
+    first = "\n".join(run_summary(warehouse, spec, fetch_run_at(warehouse, "flowers", as_of), 1.0))
     assert "model: candidate v1 holdout roc_auc" in first and "first model, champion" in first
 
     later = as_of + timedelta(minutes=1)
     run_stages(warehouse, spec, later, "run-2")  # same data, same seed: an exact tie
-    second = "\n".join(run_summary(warehouse, spec, fetch_run(warehouse, "flowers", later), 1.0))
+    second = "\n".join(run_summary(warehouse, spec, fetch_run_at(warehouse, "flowers", later), 1.0))
     champion, candidate = query(
         warehouse,
         "SELECT champion_metrics->>'roc_auc', metrics->>'roc_auc' FROM scoring.model_versions"
@@ -132,7 +133,7 @@ def test_the_summary_shows_this_runs_decision_against_the_rescored_champion(ware
 
     later = later + timedelta(minutes=1)
     run_stages(warehouse, spec, later, "run-3", retrain="never")
-    third = "\n".join(run_summary(warehouse, spec, fetch_run(warehouse, "flowers", later), 1.0))
+    third = "\n".join(run_summary(warehouse, spec, fetch_run_at(warehouse, "flowers", later), 1.0))
     assert "model: no candidate this run (retrain=never set at trigger time)" in third
 
 

@@ -7,7 +7,7 @@ import yaml
 
 from helpers import query, run_stages, trigger_for
 from pipeline import flow
-from pipeline.ops.demo_data import demo_as_of, seed_table
+from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.spec import load_spec
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,8 @@ def test_drift_is_recorded_per_feature_and_alerts_on_a_shift(warehouse, jobs):
 
 
 def test_an_in_place_change_under_an_old_timestamp_never_overwrites_a_snapshot(warehouse, jobs):
-    from pipeline.stages.snapshot import read_snapshot, take_snapshot
+    from pipeline.datafiles.snapshots import read_snapshot
+    from pipeline.stages.snapshot import take_snapshot
 
     seed_table(warehouse, "demo.deliveries", 2_000)
     spec = load_spec(jobs / "delivery_delay.yaml")

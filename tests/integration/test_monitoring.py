@@ -11,9 +11,9 @@ from sklearn.metrics import roc_auc_score
 
 from helpers import query, run_stages
 from pipeline.errors import DataValidationError
-from pipeline.ops.demo_data import demo_as_of, seed_table
+from pipeline.local.demo_data import demo_as_of, seed_table
+from pipeline.monitoring.performance import measure_performance
 from pipeline.spec import load_spec
-from pipeline.stages.performance import measure_performance
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,11 @@ import pytest
 import yaml
 
 from helpers import query
-from pipeline.ops.cli import main
+from pipeline.cli import main
 from pipeline.spec import load_spec
 from pipeline.stages.snapshot import take_snapshot
-from pipeline.stages.validate import build_suite, suite_path, validate_snapshot
+from pipeline.stages.validate import validate_snapshot
+from pipeline.validation.suites import build_suite, suite_path
 
 pytestmark = pytest.mark.integration
 

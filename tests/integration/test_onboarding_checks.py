@@ -13,13 +13,14 @@ import pytest
 import yaml
 
 from helpers import query
+from pipeline.cli import main
 from pipeline.errors import DataValidationError
-from pipeline.ops.cli import main
-from pipeline.ops.report import run_summary
+from pipeline.reports.summary import run_summary
 from pipeline.spec import load_spec
 from pipeline.stages.snapshot import take_snapshot
-from pipeline.stages.validate import build_suite, suite_path, validate_snapshot
-from pipeline.store.db import fetch_one
+from pipeline.stages.validate import validate_snapshot
+from pipeline.validation.suites import build_suite, suite_path
+from pipeline.warehouse.runs import fetch_run
 
 pytestmark = pytest.mark.integration
 
@@ -233,7 +234,7 @@ def test_rows_with_every_feature_null_are_counted(warehouse, jobs):
         " VALUES ('nulls', 'run-nulls', 'run-nulls', %s, 'failed')",
         (as_of,),
     )
-    run = fetch_one(warehouse, "SELECT * FROM scoring.scoring_runs WHERE run_id = 'run-nulls'")
+    run = fetch_run(warehouse, "nulls", "run-nulls")
     summary_text = "\n".join(run_summary(warehouse, spec, run, 1.0))
     for kind in ("training", "scoring"):
         assert f"validation nulls.{kind}: passed (0 critical, 1 warning(s) failed)" in summary_text

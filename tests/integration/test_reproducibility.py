@@ -6,16 +6,18 @@ import numpy as np
 import pytest
 
 from helpers import query, run_stages
+from pipeline.datafiles.root import DataRoot
+from pipeline.datafiles.snapshots import read_snapshot
 from pipeline.errors import ModelIntegrityError
-from pipeline.model import fitting, registry
-from pipeline.ops.demo_data import demo_as_of, seed_table
-from pipeline.ops.lineage import format_lineage, key_lineage
-from pipeline.ops.reproduce import reproduce_run
-from pipeline.ops.retention import prune_snapshots
+from pipeline.local.demo_data import demo_as_of, seed_table
+from pipeline.maintenance.lineage import format_lineage, key_lineage
+from pipeline.maintenance.reproduce import reproduce_run
+from pipeline.maintenance.retention import prune_snapshots
+from pipeline.model import files, fitting
 from pipeline.spec import load_spec
 from pipeline.stages import train as candidate
-from pipeline.stages.snapshot import read_snapshot, take_snapshot
-from pipeline.store.storage import DataRoot
+from pipeline.stages.snapshot import take_snapshot
+from pipeline.warehouse import models
 
 pytestmark = pytest.mark.integration
 
@@ -129,15 +131,15 @@ def test_force_promote_promotes_a_worse_candidate_and_says_so(churn):
 def test_a_tampered_artifact_refuses_to_load(deliveries):
     url, spec = deliveries
     run_stages(url, spec, demo_as_of(), "run-1")
-    champion = registry.champion(url, "delivery_delay")
+    champion = models.champion(url, "delivery_delay")
     root = DataRoot()
-    path = root.path_of(champion["artifact_uri"])
+    path = root.path_of(champion.artifact_uri)
     payload = bytearray(root.read_bytes(path))
     payload[len(payload) // 2] ^= 0xFF
     root.write_bytes(path, bytes(payload))
 
     with pytest.raises(ModelIntegrityError, match="refusing to load .*sha256"):
-        registry.load_model(champion["artifact_uri"], champion["artifact_sha256"])
+        files.load_model(champion.artifact_uri, champion.artifact_sha256)
 
 
 def test_a_backfill_for_an_earlier_date_excludes_rows_updated_after_it(deliveries):

@@ -5,7 +5,7 @@ import pytest
 from psycopg2 import errors
 
 from helpers import run_stages
-from pipeline.ops.demo_data import demo_as_of, seed_table
+from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.spec import load_spec
 
 pytestmark = pytest.mark.integration

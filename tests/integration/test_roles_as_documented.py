@@ -10,11 +10,11 @@ import pytest
 from psycopg2 import errors
 
 from helpers import query, run_stages
+from pipeline import cli
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.ops import cli
-from pipeline.ops.demo_data import demo_as_of, seed_table
+from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.spec import load_spec
-from pipeline.store.migrate import migrate
+from pipeline.warehouse.migrate import migrate
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,16 @@ import pytest
 
 from helpers import query, run_stages, trigger_for
 from pipeline import flow
+from pipeline.datafiles.layout import run_folder
+from pipeline.datafiles.root import DataRoot
 from pipeline.errors import DataValidationError
-from pipeline.ops import offline_html, run_report
-from pipeline.ops.demo_data import demo_as_of, seed_table
-from pipeline.ops.report import fetch_run, page_link, run_summary
+from pipeline.local.demo_data import demo_as_of, seed_table
+from pipeline.reports import charts, run_page
+from pipeline.reports.facts import TOP_DRIFTED
+from pipeline.reports.summary import page_link, run_summary
 from pipeline.spec import load_spec
-from pipeline.store.storage import DataRoot, run_folder
+from pipeline.warehouse.monitoring import PerformanceRow
+from pipeline.warehouse.runs import fetch_run_at
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +75,7 @@ def test_run_reports_and_index_render_offline(warehouse, jobs, browser, tmp_path
     query(warehouse, "UPDATE demo.customers SET monthly_charges = monthly_charges * 3 + 10")
     third = trigger_for(spec, as_of, "run-3", retrain=False)  # drifted, champion kept
     scored = flow.run_stages(warehouse, third, until="monitor")  # written before the run ends
-    early = Path(run_report.write_run_report(warehouse, spec, "run-3")).read_text()
+    early = Path(run_page.write_run_report(warehouse, spec, "run-3")).read_text()
     status = query(warehouse, "SELECT status FROM scoring.scoring_runs WHERE run_id = 'run-3'")
     assert f'<span class="badge {status[0][0]}">' in early and "3,000" in early  # from the files
     assert 'id="distribution-0"' in early and 'id="score-histogram"' in early
@@ -83,7 +87,7 @@ def test_run_reports_and_index_render_offline(warehouse, jobs, browser, tmp_path
     # every run, published or failed, wrote its report and recorded where it is
     uris = dict(query(warehouse, "SELECT run_id, report_uri FROM scoring.scoring_runs"))
     assert sorted(uris) == ["run-1", "run-2", "run-3", "run-4"] and all(uris.values())
-    summary = run_summary(warehouse, spec, fetch_run(warehouse, spec.name, as_of), 1.0)
+    summary = run_summary(warehouse, spec, fetch_run_at(warehouse, spec.name, as_of), 1.0)
     # the newest run at that logical date; a UI address when Airflow's base_url is set
     assert f"report: {page_link(uris['run-4'])}" in summary
     root = Path(DataRoot().base)
@@ -109,7 +113,7 @@ def test_run_reports_and_index_render_offline(warehouse, jobs, browser, tmp_path
         page, text = view.page, view.text()
         assert page.locator("script").count() == 0
         charts = ["gate-chart", "score-histogram", "psi-chart", "timings"]
-        charts += [f"distribution-{i}" for i in range(run_report.TOP_DRIFTED)]
+        charts += [f"distribution-{i}" for i in range(TOP_DRIFTED)]
         performance = performance_charts(warehouse)
         charts += [f"performance-{i}" for i in range(performance)]
         assert sorted(page.eval_on_selector_all("svg", "els => els.map(e => e.id)")) == sorted(
@@ -120,7 +124,7 @@ def test_run_reports_and_index_render_offline(warehouse, jobs, browser, tmp_path
             labelled = svg.get_attribute("aria-labelledby").split()
             assert page.locator(f"#{labelled[0]}").text_content().strip()
         assert page.get_by_role("img", name=f"Histogram of this run's {ROWS:,} scores").count() == 1
-        assert page.locator("#score-histogram rect.bar").count() == run_report.SCORE_BINS
+        assert page.locator("#score-histogram rect.bar").count() == run_page.SCORE_BINS
         counts = page.eval_on_selector_all(
             "#score-histogram text.count",
             "els => els.map(e => Number(e.textContent.replace(/,/g, '')))",
@@ -150,7 +154,7 @@ def test_run_reports_and_index_render_offline(warehouse, jobs, browser, tmp_path
         drifted = page.eval_on_selector_all(
             "figure:has(svg[id^=distribution-]) figcaption", "els => els.map(e => e.textContent)"
         )
-        assert len(drifted) == run_report.TOP_DRIFTED
+        assert len(drifted) == TOP_DRIFTED
         assert drifted[0].startswith("plan") or drifted[0].startswith("monthly_charges")
         assert any(d.startswith("plan") for d in drifted) and "(alert)" in drifted[0]
         assert page.locator("img").count() == 0  # the value's markup stayed text
@@ -277,7 +281,7 @@ def test_data_docs_render_with_their_styles_offline(warehouse, jobs, browser, tm
 
 
 def test_svg_helpers_escape_and_label_every_number():
-    svg = offline_html.bar_chart_svg(
+    svg = charts.bar_chart_svg(
         [("<script>alert(1)</script>", 0.5), ("a & b", 0.1)],
         title='PSI "per" <feature>',
         threshold=0.25,
@@ -285,24 +289,25 @@ def test_svg_helpers_escape_and_label_every_number():
     )
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "a &amp; b" in svg
     assert "threshold 0.25" in svg and ">0.5<" in svg and ">0.1<" in svg
-    histogram = offline_html.histogram_svg([1, 0, 2], [0, 1, 2, 3], title="h", x_label="x")
+    histogram = charts.histogram_svg([1, 0, 2], [0, 1, 2, 3], title="h", x_label="x")
     assert histogram.count('<rect class="bar"') == 3 and "2 – 3: 2 rows (66.7%)" in histogram
     with pytest.raises(ValueError):
-        offline_html.histogram_svg([1, 2], [0, 1], title="h", x_label="x")
+        charts.histogram_svg([1, 2], [0, 1], title="h", x_label="x")
 
 
 def test_realised_performance_is_drawn_per_metric():
     from datetime import UTC, datetime
 
     rows = [
-        {"run_id": f"run-{i}", "model_version": 1, "metric": metric, "value": value,
-         "labelled": 100 * i, "computed_at": datetime(2026, 1, i, tzinfo=UTC), "holdout": 0.8}
+        PerformanceRow(run_id=f"run-{i}", model_version=1, metric=metric, value=value,
+         labelled=100 * i, scored=1000, trusted=True, alert=False,
+         computed_at=datetime(2026, 1, i, tzinfo=UTC), holdout=0.8)
         for i, (metric, value) in enumerate(
             [("roc_auc", 0.71), ("accuracy", 0.9), ("roc_auc", 0.69), ("accuracy", 0.88)], 1
         )
     ]  # fmt: skip
-    html = run_report.performance_section(rows)
+    html = run_page.performance_section(rows)
     assert html.count("<svg") == 2 and html.count("<circle") == 4
     assert "0.690" in html and "0.7100" in html and "latest holdout 0.8000" in html
-    assert "No realised performance yet" in run_report.performance_section(None)
-    assert "No realised performance yet" in run_report.performance_section([])
+    assert "No realised performance yet" in run_page.performance_section(None)
+    assert "No realised performance yet" in run_page.performance_section([])

@@ -16,10 +16,9 @@ import pytest
 import yaml
 
 from helpers import query, run_stages, trigger_for
-from pipeline import flow
+from pipeline import cli, flow
 from pipeline.errors import PipelineError
-from pipeline.ops import cli
-from pipeline.ops.demo_data import demo_as_of, seed_table
+from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.spec import load_spec
 
 pytestmark = pytest.mark.integration
@@ -127,7 +126,7 @@ def test_a_future_as_of_is_refused_and_no_run_can_freeze_the_latest_view(deliver
 KILLED_RUN = """
 import sys
 from helpers import run_stages
-from pipeline.ops.demo_data import demo_as_of
+from pipeline.local.demo_data import demo_as_of
 from pipeline.spec import load_spec
 run_stages(sys.argv[1], load_spec(sys.argv[2]), demo_as_of(), "killed-run")
 """

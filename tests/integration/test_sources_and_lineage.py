@@ -11,13 +11,13 @@ import pytest
 import yaml
 
 from helpers import query, run_stages
+from pipeline.cli import main
 from pipeline.errors import DataValidationError
-from pipeline.ops.cli import main
-from pipeline.ops.lineage import format_lineage, key_lineage
-from pipeline.ops.reproduce import reproduce_run
+from pipeline.maintenance.lineage import format_lineage, key_lineage
+from pipeline.maintenance.reproduce import reproduce_run
 from pipeline.spec import load_spec
 from pipeline.stages.snapshot import take_snapshot
-from pipeline.store import db
+from pipeline.warehouse import db, sources
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +95,7 @@ def test_a_view_as_source_runs_end_to_end(lab, capsys):
 
     query(url, f"CREATE MATERIALIZED VIEW {schema}.frozen AS SELECT * FROM {schema}.affairs")
     with db.transaction(url) as conn:
-        assert db.table_columns(conn, f"{schema}.frozen") == db.table_columns(
+        assert sources.table_columns(conn, f"{schema}.frozen") == sources.table_columns(
             conn, f"{schema}.affairs"
         )
 
@@ -145,7 +145,7 @@ def test_lineage_and_reproduce_name_the_runs_own_snapshots(lab, caplog):
     text = format_lineage(spec, key_lineage(url, spec, "7"))
     assert scoring["uri"] in text and training["uri"] in text
 
-    with caplog.at_level(logging.INFO, logger="pipeline.ops.reproduce"):
+    with caplog.at_level(logging.INFO, logger="pipeline.maintenance.reproduce"):
         assert reproduce_run(url, JOB, "run-1").exact
     assert f"model v1 of {JOB} from snapshot {training['uri']}" in caplog.text
     assert f"run run-1 of {JOB} from snapshot {scoring['uri']}" in caplog.text

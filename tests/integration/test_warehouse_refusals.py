@@ -6,7 +6,7 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from pipeline.errors import explain_permanent
+from pipeline.faults import explain_permanent
 
 pytestmark = pytest.mark.integration
 

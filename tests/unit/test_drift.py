@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.stages.monitor import categorical_histograms, numeric_histograms, psi
+from pipeline.logic.drift import categorical_histograms, numeric_histograms, psi
 
 
 def test_identical_numeric_data_has_no_drift():

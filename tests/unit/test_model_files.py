@@ -9,13 +9,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from pipeline.datafiles.root import DataRoot
 from pipeline.errors import ModelIntegrityError
-from pipeline.model import fitting, registry
+from pipeline.local.demo_data import customers_chunk, deliveries_chunk
+from pipeline.model import files, fitting
 from pipeline.model.card import model_card
-from pipeline.model.estimators import ESTIMATORS, names
-from pipeline.ops.demo_data import customers_chunk, deliveries_chunk
 from pipeline.spec import load_spec
-from pipeline.store.storage import DataRoot
+from pipeline.spec.estimators import ESTIMATORS, names
 
 JOBS = Path(__file__).resolve().parents[2] / "dags" / "jobs"
 SNAPSHOT = {"uri": "data.parquet", "sha256": "0" * 64, "as_of": "2026-11-01", "row_count": 600}
@@ -30,8 +30,8 @@ def fitted(*steps):
 def test_a_saved_model_loads_back_identical(tmp_path):
     root = DataRoot(str(tmp_path))
     model = fitted()
-    artifact = registry.save_model(root, root.path("m"), model, {"job": "t"}, "# card")
-    loaded = registry.load_model(artifact["uri"], artifact["sha256"])
+    artifact = files.save_model(root, root.path("m"), model, {"job": "t"}, "# card")
+    loaded = files.load_model(artifact["uri"], artifact["sha256"])
     x = np.arange(10, dtype=float).reshape(5, 2)
     assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x))
     assert (tmp_path / "m" / "MODEL_CARD.md").read_text() == "# card"
@@ -46,14 +46,14 @@ def test_a_model_holding_an_arbitrary_function_is_refused(tmp_path):
     root = DataRoot(str(tmp_path))
     model = fitted(("f", FunctionTransformer(double)))
     with pytest.raises(ModelIntegrityError, match="outside the trusted list: .*double"):
-        registry.save_model(root, root.path("m"), model, {"job": "t"}, "# card")
+        files.save_model(root, root.path("m"), model, {"job": "t"}, "# card")
 
 
 def test_a_wrong_checksum_refuses_to_load(tmp_path):
     root = DataRoot(str(tmp_path))
-    artifact = registry.save_model(root, root.path("m"), fitted(), {"job": "t"}, "# card")
+    artifact = files.save_model(root, root.path("m"), fitted(), {"job": "t"}, "# card")
     with pytest.raises(ModelIntegrityError, match="refusing to load"):
-        registry.load_model(artifact["uri"], "0" * 64)
+        files.load_model(artifact["uri"], "0" * 64)
 
 
 @pytest.mark.parametrize("task, name", sorted(ESTIMATORS))
@@ -75,8 +75,8 @@ def test_every_estimator_of_the_table_fits_saves_and_loads(tmp_path, task, name)
     classes = [str(c) for c in getattr(model, "classes_", [])]
     metadata = {"training_snapshot": SNAPSHOT, "metrics": metrics, "classes": classes}
     card = model_card(spec, {**metadata, **VERSIONS})
-    artifact = registry.save_model(root, root.path("m"), model, {"job": job}, card)
-    loaded = registry.load_model(artifact["uri"], artifact["sha256"])
+    artifact = files.save_model(root, root.path("m"), model, {"job": job}, card)
+    loaded = files.load_model(artifact["uri"], artifact["sha256"])
     features = fitting.feature_frame(frame, spec)
     assert np.array_equal(loaded.predict(features), model.predict(features))
     assert ESTIMATORS[(task, name)].card in card

@@ -5,7 +5,7 @@ import errno
 import pyarrow.fs as pafs
 import pytest
 
-from pipeline.errors import explain_permanent
+from pipeline.faults import explain_permanent
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from pipeline.store.db import RedactingFilter, redact
+from pipeline.redaction import RedactingFilter, redact
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,10 @@ import pyarrow as pa
 import pytest
 from psycopg2 import sql
 
+from pipeline.datafiles.parquet import arrow_schemas
 from pipeline.errors import PipelineError
 from pipeline.spec import load_spec
-from pipeline.stages.snapshot import arrow_schemas, build_snapshot_query, snapshot_columns
+from pipeline.warehouse.sources import build_snapshot_query
 
 SPEC = load_spec(Path(__file__).resolve().parents[2] / "dags" / "jobs" / "customer_churn.yaml")
 TYPES = {
@@ -60,7 +61,7 @@ def test_scoring_query_has_no_target():
 
 def test_no_name_from_the_spec_is_pasted_into_sql_text():
     text, _ = parts("training")
-    for column in snapshot_columns(SPEC, "training"):
+    for column in SPEC.snapshot_columns("training"):
         assert column not in text
     assert "demo" not in text
 
@@ -71,7 +72,7 @@ def test_timestamptz_is_read_as_utc():
     _, schema = arrow_schemas(SPEC, "scoring", TYPES)
     assert schema.field("updated_at").type == pa.timestamp("us", tz="UTC")
     assert schema.field("is_senior").type == pa.bool_()
-    assert schema.names == snapshot_columns(SPEC, "scoring")
+    assert schema.names == SPEC.snapshot_columns("scoring")
 
 
 def test_unsupported_column_type_names_the_column():

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.ops.spec_docs import BEGIN, COMMAND, END, documented, fields, render, update
+from pipeline.maintenance.spec_docs import BEGIN, COMMAND, END, documented, fields, render, update
 from pipeline.spec import JobSpec
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
 from pipeline.errors import DataValidationError, SpecError
+from pipeline.local.demo_data import customers_chunk
+from pipeline.logic.gate import beats
 from pipeline.model import fitting
-from pipeline.ops.demo_data import customers_chunk
 from pipeline.spec import load_spec
 
 JOBS = Path(__file__).resolve().parents[2] / "dags" / "jobs"
@@ -91,7 +92,7 @@ def test_gate_respects_metric_direction_and_margin(metric, candidate, champion, 
     task = "regression" if metric == "rmse" else "classification"
     spec = CHURN if task == "classification" else load_spec(JOBS / "delivery_delay.yaml")
     spec = with_model(spec, primary_metric=metric, promotion_margin=margin)
-    verdict, reason = fitting.beats(spec, {metric: candidate}, {metric: champion})
+    verdict, reason = beats(spec, {metric: candidate}, {metric: champion})
     assert verdict is promoted
     gain = champion - candidate if metric == "rmse" else candidate - champion
     expected = f"the margin {margin}" if gain > 0 else "not better than the champion"

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.stages.validate import SAMPLE_VALUES, group_by_columns, run_suite
+from pipeline.validation.gx import SAMPLE_VALUES, group_by_columns, run_suite
 
 EXPECTATIONS = [
     {"type": "expect_column_to_exist", "kwargs": {"column": "id"}},

@@ -1,0 +1,73 @@
+"""Commands that look back at runs: runs, lineage, reproduce, performance."""
+
+from pipeline import config
+from pipeline.cli.connect import migrated_warehouse
+from pipeline.maintenance.lineage import format_lineage, key_lineage
+from pipeline.maintenance.reproduce import reproduce_run
+from pipeline.monitoring.performance import measure_performance
+from pipeline.spec import find_spec
+from pipeline.warehouse.monitoring import performance_of_job
+from pipeline.warehouse.runs import list_runs
+
+
+def cmd_runs(args) -> int:
+    """The job's latest runs; runs whose process died are marked abandoned first."""
+    for run in list_runs(migrated_warehouse(), args.job, args.limit):
+        error = (run.error or "").splitlines()[0][:120] if run.error else ""
+        print(
+            f"{run.run_id:<44} {run.status:<10} as_of {run.as_of:%Y-%m-%d %H:%M}"
+            f"  last report {run.seen:%Y-%m-%d %H:%M:%S}  rows {run.rows_scored or '-'}"
+            + (f"\n    {error}" if error else "")
+        )
+    return 0
+
+
+def cmd_lineage(args) -> int:
+    """Which data, model and code made a key's latest prediction."""
+    spec = find_spec(args.job, config.jobs_dir())
+    print(format_lineage(spec, key_lineage(migrated_warehouse(), spec, args.key)))
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    """Rebuild a run's model from its snapshot, re-score, compare; exit 1 on any difference."""
+    result = reproduce_run(migrated_warehouse(), args.job, args.run)
+    print(
+        f"run {result.run_id}: spec sha256 {result.spec_sha256 or '-'}, "
+        f"suites sha256 {result.suites_sha256 or '-'}"
+    )
+    if result.exact:
+        n, total = result.matched, result.compared
+        print(f"run {result.run_id}: reproduced {n}/{total} predictions exactly")
+        return 0
+    print(
+        f"run {result.run_id}: {result.compared - result.matched} of {result.compared} "
+        "predictions differ; first differences:"
+    )
+    for diff in result.differences:
+        print(f"  {diff}")
+    return 1
+
+
+def cmd_performance(args) -> int:
+    """Judge the job's published runs against the labels that arrived since; print the table.
+    Exit 1 when a trusted figure is an alert."""
+    spec = find_spec(args.job, config.jobs_dir())
+    url = migrated_warehouse()
+    alerts = measure_performance(url, spec)
+    rows = performance_of_job(url, spec.name)
+    if not rows:
+        print(f"{spec.name}: no published run has labels that arrived after its as_of yet")
+        return 0
+    print(f"{'run':<40} {'model':>5} {'metric':<18} {'value':>8} {'holdout':>8} labelled")
+    for r in rows:
+        value = "-" if r.value is None else f"{r.value:.4f}"
+        holdout = "-" if r.holdout is None else f"{r.holdout:.4f}"
+        flag = " ALERT" if r.alert else ("" if r.trusted else " (too few labels)")
+        print(
+            f"{r.run_id:<40} v{r.model_version:<4} {r.metric:<18} {value:>8} "
+            f"{holdout:>8} {r.labelled:,}/{r.scored:,}{flag}"
+        )
+    for alert in alerts:
+        print(f"PERFORMANCE ALERT: {alert}")
+    return 1 if alerts else 0

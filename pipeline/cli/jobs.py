@@ -1,0 +1,133 @@
+"""Commands that deploy, check and run jobs: migrate, check, run, suggest-expectations."""
+
+import sys
+import time
+from datetime import UTC, datetime
+
+import psycopg2
+
+from pipeline import config
+from pipeline.cli.connect import migrated_warehouse, warehouse
+from pipeline.errors import DataValidationError, PipelineError
+from pipeline.faults import explain_sql_error
+from pipeline.local import airflow_home
+from pipeline.logic.cutoffs import check_not_future, parse_timestamp
+from pipeline.maintenance.suggest import check_target_in_table, write_suggestions
+from pipeline.reports.summary import print_run_summary
+from pipeline.spec import find_spec, scan_specs
+from pipeline.spec.names import KINDS
+from pipeline.validation.suites import read_suite
+from pipeline.warehouse import db, runs
+from pipeline.warehouse.jobs import ensure_job_objects
+from pipeline.warehouse.migrate import migrate
+
+
+def cmd_migrate(args) -> int:
+    """The deploy step: migrations, then each job's table and views where missing or changed."""
+    url = warehouse()
+    applied = migrate(url)
+    print(f"migrations applied: {applied or 'none (up to date)'}")
+    specs, broken = scan_specs(config.jobs_dir())
+    for path, exc in broken.items():
+        print(f"FAIL {path}: {exc}")
+    problems = len(broken)
+    for spec in specs:
+        try:
+            changed = ensure_job_objects(url, spec)
+        except PipelineError as exc:
+            problems += 1
+            print(f"FAIL {spec.name}: {exc}")
+            continue
+        state = "deployed" if changed else "up to date"
+        print(f"ok   {spec.name}: scoring.{spec.latest_view} {state}")
+    return 1 if problems else 0
+
+
+def cmd_check(args) -> int:
+    """Check the named jobs (all when none is named): the spec parses, its columns are in the
+    warehouse with the right types, its target's values fit its task, its suites exist. Each job
+    is checked on its own: one that fails blocks no other. Exit 0 when all are ok, 1 otherwise."""
+    url = warehouse()
+    specs, broken = scan_specs(config.jobs_dir())
+    if args.jobs:
+        unknown = sorted(set(args.jobs) - {s.name for s in specs})
+        specs = [s for s in specs if s.name in args.jobs]
+        broken = {p: e for p, e in broken.items() if p.stem in unknown}
+        for job in unknown:
+            if not any(p.stem == job for p in broken):
+                print(f"FAIL {job}: no job of that name in {config.jobs_dir()}")
+        problems = len(unknown)
+    else:
+        problems = len(broken)
+    for spec in specs:
+        try:
+            target = check_target_in_table(url, spec)
+            for kind in KINDS:
+                read_suite(spec.name, kind)
+        except PipelineError as exc:
+            problems += 1
+            print(f"FAIL {spec.name}: {exc}")
+            continue
+        except psycopg2.Error as exc:  # e.g. no right to read the table: this job's problem only
+            problems += 1
+            print(f"FAIL {spec.name}: {explain_sql_error(exc) or ' '.join(str(exc).split())}")
+            continue
+        print(f"ok   {spec.name}: {spec.source.table} -> scoring.{spec.latest_view}; {target}")
+    for path, error in broken.items():
+        print(f"FAIL {path}: {str(error).removeprefix(f'{path}: ')}")
+    return 1 if problems else 0
+
+
+def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> tuple[str, datetime]:
+    """Run one job's DAG through Airflow; returns (state, logical date).
+
+    What can be checked before Airflow starts is: the spec, its suites, the cut-off, and that
+    no other run of the job is active.
+    """
+    find_spec(job, config.jobs_dir())
+    for kind in KINDS:
+        read_suite(job, kind)
+    logical_date = parse_timestamp(as_of) if as_of else datetime.now(UTC).replace(microsecond=0)
+    check_not_future(logical_date)
+    with db.transaction(warehouse()) as conn, conn.cursor() as cur:
+        runs.end_dead_runs(cur, job, "run command")
+        runs.refuse_if_active(cur, job, "")
+    airflow_home.ensure_metadata_db()
+    # Airflow reads its configuration when first imported: only now that the local home is set
+    from sqlalchemy.exc import IntegrityError
+
+    from pipeline.orchestration.dags import run_once
+
+    conf = {"as_of": as_of, "force_promote": force_promote, "retrain": retrain}
+    try:
+        state = run_once(job, logical_date, conf)
+    except IntegrityError:
+        raise PipelineError(
+            f"job {job}: another run with logical date {logical_date.isoformat()} is being "
+            "started from this machine; wait for it to end (python -m pipeline runs "
+            f"{job})"
+        ) from None
+    return state, logical_date
+
+
+def cmd_run(args) -> int:
+    """Run one job once through Airflow and print its summary; exit 1 if the run failed."""
+    url = warehouse()
+    migrate(url)
+    started = time.perf_counter()
+    state, logical_date = run_job(args.job, args.as_of, args.force_promote, args.retrain)
+    print_run_summary(url, args.job, logical_date, time.perf_counter() - started)
+    return 0 if state == "success" else 1
+
+
+def cmd_suggest(args) -> int:
+    """Write starter suites; a target that does not fit the task is refused (exit 1) first."""
+    spec = find_spec(args.job, config.jobs_dir())
+    try:
+        paths = write_suggestions(migrated_warehouse(), spec, overwrite=args.overwrite)
+    except DataValidationError as exc:
+        print(f"error: {exc}; no suite was written", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(f"wrote {path}: review every bound and severity, then commit it")
+    return 0

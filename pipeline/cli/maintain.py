@@ -1,0 +1,34 @@
+"""Commands that keep a job healthy: prune (retention) and retire (a broken champion)."""
+
+from pipeline import config
+from pipeline.cli.connect import migrated_warehouse, warehouse
+from pipeline.maintenance.retention import keep_days, prune_snapshots
+from pipeline.model.registry import retire_champion
+from pipeline.spec import find_spec
+from pipeline.stages.publish import prune_predictions
+
+
+def cmd_prune(args) -> int:
+    """Delete prediction history beyond the job's retention, then old unreferenced snapshots."""
+    spec = find_spec(args.job, config.jobs_dir())
+    url = warehouse()
+    runs = prune_predictions(url, spec)
+    print(f"{spec.name}: pruned the predictions of {len(runs)} run(s) ({spec.retention})")
+    days = args.keep_days if args.keep_days is not None else keep_days()
+    pruned = prune_snapshots(url, spec.name, days)
+    print(f"{spec.name}: pruned {len(pruned)} snapshot(s) older than {days} days")
+    return 0
+
+
+def cmd_retire(args) -> int:
+    """Retire a job's champion; the newest earlier champion whose file verifies takes over."""
+    spec = find_spec(args.job, config.jobs_dir())
+    result = retire_champion(migrated_warehouse(), spec.name, args.reason)
+    print(f"{spec.name}: v{result['retired']} retired ({args.reason})")
+    for passed in result["skipped"]:
+        print(f"{spec.name}: v{passed['version']} passed over: {passed['reason']}")
+    if result["champion"] is None:
+        print(f"{spec.name}: no champion now; the next run trains one")
+    else:
+        print(f"{spec.name}: v{result['champion']} is champion again")
+    return 0

@@ -1,0 +1,62 @@
+"""Where each file lives under the data root: the one place that names its folders.
+
+```
+snapshots/<job>/<kind>/<as_of>/<sha256 prefix>/data.parquet, manifest.json
+                                              validation/<run folder>/<kind>.json, .html
+runs/<job>/index.html
+runs/<job>/<run folder>/report.html, candidate/, predictions/part-NNNNN.parquet
+models/<job>/vNNNN/model.skops, metadata.json, MODEL_CARD.md
+```
+"""
+
+from datetime import UTC, datetime
+
+from pipeline.datafiles.root import DataRoot
+
+REPORT = "report.html"
+INDEX = "index.html"
+
+
+def run_folder(run_id: str) -> str:
+    """A run id made safe for a folder name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+
+
+def snapshot_dir(root: DataRoot, job: str, kind: str, as_of: datetime) -> str:
+    """The folder of a job's `kind` snapshots as of `as_of` (one subfolder per content)."""
+    return root.path("snapshots", job, kind, as_of.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ"))
+
+
+def validation_path(root: DataRoot, snapshot_uri: str, run_id: str, kind: str) -> str:
+    """A run's full GX result for one snapshot, beside the snapshot (`.html`: its Data Docs)."""
+    folder = root.path_of(snapshot_uri).rsplit("/", 1)[0]
+    return f"{folder}/validation/{run_folder(run_id)}/{kind}.json"
+
+
+def run_dir(root: DataRoot, job: str, run_id: str) -> str:
+    """The folder of what one run wrote besides its snapshots."""
+    return root.path("runs", job, run_folder(run_id))
+
+
+def candidate_dir(root: DataRoot, job: str, run_id: str) -> str:
+    return f"{run_dir(root, job, run_id)}/candidate"
+
+
+def predictions_dir(root: DataRoot, job: str, run_id: str) -> str:
+    return f"{run_dir(root, job, run_id)}/predictions"
+
+
+def partition_path(root: DataRoot, job: str, run_id: str, index: int) -> str:
+    return f"{predictions_dir(root, job, run_id)}/part-{index:05d}.parquet"
+
+
+def report_path(root: DataRoot, job: str, run_id: str) -> str:
+    return f"{run_dir(root, job, run_id)}/{REPORT}"
+
+
+def index_path(root: DataRoot, job: str) -> str:
+    return root.path("runs", job, INDEX)
+
+
+def model_dir(root: DataRoot, job: str, version: int) -> str:
+    return root.path("models", job, f"v{version:04d}")

@@ -1,0 +1,128 @@
+"""The data root: snapshots, models and run outputs, on any pyarrow filesystem.
+
+A plain folder by default; a URI such as `s3://bucket/prefix` works without code changes.
+"""
+
+import hashlib
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from pipeline.config import data_root
+
+CHUNK = 1 << 20
+
+
+def filesystem(root: str | None = None) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and base path of the data root."""
+    root = root or data_root()
+    if "://" in root:
+        return pafs.FileSystem.from_uri(root)
+    local = pafs.LocalFileSystem()
+    return local, str(Path(root).resolve())
+
+
+class DataRoot:
+    """Paths under the data root, and the few I/O operations the pipeline needs."""
+
+    def __init__(self, root: str | None = None):
+        self.fs, self.base = filesystem(root)
+        self.uri_prefix = root if root and "://" in root else self.base
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.base.rstrip("/"), *parts])
+
+    def uri(self, path: str) -> str:
+        """A path as users see it: the local path, or the URI for remote roots."""
+        if "://" in self.uri_prefix:
+            return self.uri_prefix.rstrip("/") + path[len(self.base.rstrip("/")) :]
+        return path
+
+    def path_of(self, uri: str) -> str:
+        """Inverse of `uri`."""
+        if "://" in self.uri_prefix:
+            return self.base.rstrip("/") + uri[len(self.uri_prefix.rstrip("/")) :]
+        return uri
+
+    def makedirs(self, path: str) -> None:
+        self.fs.create_dir(path, recursive=True)
+
+    @contextmanager
+    def open_output(self, path: str):
+        self.makedirs(path.rsplit("/", 1)[0])
+        with self.fs.open_output_stream(path) as out:
+            yield out
+
+    def open_input(self, path: str):
+        return self.fs.open_input_file(path)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        with self.open_output(path) as out:
+            out.write(data)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.fs.open_input_stream(path) as src:
+            return src.read()
+
+    def write_json(self, path: str, payload: dict) -> None:
+        self.write_bytes(path, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
+
+    def read_json(self, path: str) -> dict:
+        return json.loads(self.read_bytes(path))
+
+    def exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def sha256(self, path: str) -> str:
+        digest = hashlib.sha256()
+        with self.fs.open_input_stream(path) as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def remove_incoming(self, *parts: str) -> list[str]:
+        """Delete `.incoming-*` files (writes a dead process left unfinished) under a folder."""
+        selector = pafs.FileSelector(self.path(*parts), recursive=True, allow_not_found=True)
+        doomed = [
+            info.path
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File and info.base_name.startswith(".incoming-")
+        ]
+        for path in doomed:
+            self.fs.delete_file(path)
+        return doomed
+
+    def files(self, folder: str, prefix: str = "", suffix: str = "") -> list[str]:
+        """The paths of the files directly in `folder` named `prefix...suffix`, sorted."""
+        selector = pafs.FileSelector(folder, allow_not_found=True)
+        return sorted(
+            info.path
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File
+            and info.base_name.startswith(prefix)
+            and info.base_name.endswith(suffix)
+        )
+
+    def existing(self, paths: list[str]) -> set[str]:
+        """Those of `paths` that are files (one listing call)."""
+        infos = self.fs.get_file_info(paths) if paths else []
+        return {info.path for info in infos if info.type == pafs.FileType.File}
+
+    def remove(self, path: str) -> None:
+        """Delete a file if it is there."""
+        if self.exists(path):
+            self.fs.delete_file(path)
+
+    def delete_dir(self, path: str) -> None:
+        if self.exists(path):
+            self.fs.delete_dir(path)
+
+    def move(self, src: str, dst: str) -> None:
+        self.makedirs(dst.rsplit("/", 1)[0])
+        self.fs.move(src, dst)
+
+    def copy(self, src: str, dst: str) -> None:
+        self.makedirs(dst.rsplit("/", 1)[0])
+        self.fs.copy_file(src, dst)

@@ -1,0 +1,94 @@
+"""Model files: skops artifacts on the data root, verified before they are loaded.
+
+Loading checks the recorded sha256 first and then refuses any type outside the estimators'
+trusted types, so a model file cannot run code the way a pickle can.
+"""
+
+import hashlib
+import io
+import warnings
+from contextlib import contextmanager
+
+from pipeline.datafiles.root import DataRoot
+from pipeline.errors import ModelIntegrityError
+from pipeline.spec.estimators import trusted_types
+
+TRUSTED_TYPES = trusted_types()
+ARTIFACT = "model.skops"
+COMPANIONS = ("metadata.json", "MODEL_CARD.md")  # written beside every artifact
+
+
+@contextmanager
+def quiet_skops():
+    """Silence the warnings skops' module walk (`skops.io._utils.whichmodule`) sets off.
+
+    To name an object without `__module__` (a scipy ufunc), skops reads that name from every
+    loaded module: it does so for all of scipy.special when skops.io is imported, and again
+    when a model is saved. In an Airflow task that trips Airflow's deprecation shims (e.g.
+    `airflow.utils.timezone.*`), each raising a `DeprecatedImportWarning` (a FutureWarning,
+    not a DeprecationWarning): about 1,160 log lines per task. Only FutureWarnings raised in
+    skops.io._utils, where the walk is, are dropped.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils$")
+        yield
+
+
+def skops_io():
+    """skops.io, imported under `quiet_skops` (importing it runs the module walk)."""
+    with quiet_skops():
+        import skops.io
+
+    return skops.io
+
+
+def untrusted_types(payload: bytes) -> list[str]:
+    """Types in a skops payload outside skops' defaults and `TRUSTED_TYPES`."""
+    with quiet_skops():
+        return sorted(set(skops_io().get_untrusted_types(data=payload)) - set(TRUSTED_TYPES))
+
+
+def save_model(root: DataRoot, folder: str, model, metadata: dict, card: str) -> dict:
+    """Write model.skops, metadata.json and MODEL_CARD.md; returns the artifact's uri and sha256."""
+    with quiet_skops():
+        payload = skops_io().dumps(model)
+    untrusted = untrusted_types(payload)
+    if untrusted:
+        raise ModelIntegrityError(
+            f"the fitted pipeline holds types outside the trusted list: {untrusted}; "
+            "review them and add them to the estimator's row in pipeline/spec/estimators.py"
+        )
+    path = f"{folder}/{ARTIFACT}"
+    root.write_bytes(path, payload)
+    artifact = {"uri": root.uri(path), "sha256": hashlib.sha256(payload).hexdigest()}
+    metadata_json, card_md = COMPANIONS
+    root.write_json(f"{folder}/{metadata_json}", {**metadata, "artifact": artifact})
+    root.write_bytes(f"{folder}/{card_md}", card.encode())
+    return artifact
+
+
+def verified_payload(uri: str, sha256: str) -> bytes:
+    """An artifact's bytes, after checking them against the sha256 the registry recorded."""
+    root = DataRoot()
+    path = root.path_of(uri)
+    if not root.exists(path):
+        raise ModelIntegrityError(f"model artifact {uri} is missing")
+    payload = root.read_bytes(path)
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != sha256:
+        raise ModelIntegrityError(
+            f"refusing to load {uri}: its sha256 is {actual[:16]}..., the registry recorded "
+            f"{sha256[:16]}...; the file was modified or replaced"
+        )
+    return payload
+
+
+def load_model(uri: str, sha256: str):
+    """Load an artifact after verifying its sha256; refuses tampered files and untrusted types."""
+    payload = verified_payload(uri, sha256)
+    untrusted = untrusted_types(payload)
+    if untrusted:
+        raise ModelIntegrityError(f"refusing to load {uri}: untrusted types {untrusted}")
+    with quiet_skops():
+        return skops_io().load(io.BytesIO(payload), trusted=TRUSTED_TYPES)

@@ -1,0 +1,116 @@
+"""Realised performance: how right published predictions were, once their labels arrived.
+
+Labels come later than scores (a customer churns weeks after being scored). For each published
+run whose predictions are still kept, the run's predictions are joined with the labels now in
+the source table, leaving out the keys whose label was already known at the run's as_of (they
+are in the run's training snapshot, which holds exactly the rows labelled by then). Metrics:
+classification ROC AUC, log loss and, for a binary target, precision at the top k and
+calibration error (else accuracy); regression RMSE and MAE. A figure is trusted once
+`monitoring.performance.min_labelled` keys are labelled; a trusted primary metric worse than
+the model's holdout figure by more than `tolerance` is an alert.
+"""
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from pipeline.datafiles.snapshots import read_snapshot_table
+from pipeline.logic.realised import realised_metrics, worse_by
+from pipeline.spec import JobSpec, class_label
+from pipeline.warehouse.monitoring import record_performance
+from pipeline.warehouse.predictions import has_predictions, late_labelled_predictions
+from pipeline.warehouse.runs import kept_published_runs
+from pipeline.warehouse.snapshots import recorded_snapshot
+
+log = logging.getLogger(__name__)
+
+
+def labelled_frame(spec: JobSpec, rows: list) -> pd.DataFrame:
+    """Late-labelled prediction rows as a frame: key, score, label, probabilities, truth (the
+    label as a class name, or the number)."""
+    frame = pd.DataFrame(rows, columns=["key", "score", "label", "probabilities", "truth"])
+    if spec.task == "classification":
+        frame["truth"] = frame["truth"].map(class_label)
+    else:
+        frame["truth"] = pd.to_numeric(frame["truth"]).astype("float64")
+    return frame
+
+
+def known_keys(url: str, spec: JobSpec, run: dict):
+    """Keys whose label was known at the run's as_of (an Arrow array): its training snapshot's
+    keys; None if that snapshot is gone or was never recorded by id (runs from before
+    snapshot ids): then the run cannot be judged fairly, and is not."""
+    row = recorded_snapshot(
+        url, spec.name, run["training_snapshot_id"], None, "training", f"run {run['run_id']}"
+    )
+    if row is None:
+        return None
+    try:
+        table = read_snapshot_table(row.recorded_manifest, [spec.source.key])
+    except Exception as exc:  # a pruned or moved file: this run cannot be judged
+        log.warning("run %s: its training snapshot cannot be read (%s)", run["run_id"], exc)
+        return None
+    return table.column(0)
+
+
+def judge_run(url: str, spec: JobSpec, run: dict, holdout: dict) -> list[dict]:
+    """The performance rows of one run: every metric with its labelled count and verdict."""
+    known = known_keys(url, spec, run)
+    if known is None:
+        log.info("run %s: no training snapshot to tell which labels were known", run["run_id"])
+        return []
+    frame = labelled_frame(spec, late_labelled_predictions(url, spec, run["run_id"], known))
+    if spec.task == "classification" and frame["probabilities"].isna().any():
+        log.info("run %s: published before class probabilities were kept", run["run_id"])
+        frame = frame[frame["probabilities"].notna()]  # its metrics need every class's
+    limits = spec.monitoring.performance
+    trusted = len(frame) >= limits.min_labelled
+    metrics = realised_metrics(spec, frame) if len(frame) else {}
+    rows = []
+    for metric, value in metrics.items():
+        reference = holdout.get(metric)
+        alert = bool(
+            trusted
+            and metric == spec.primary_metric
+            and reference is not None
+            and np.isfinite(value)
+            and worse_by(metric, value, reference) > limits.tolerance
+        )
+        rows.append(
+            {
+                "job": spec.name,
+                "run_id": run["run_id"],
+                "model_version": run["model_version"],
+                "metric": metric,
+                "value": value if np.isfinite(value) else None,
+                "holdout": reference,
+                "labelled": len(frame),
+                "scored": run["rows_scored"],
+                "trusted": trusted,
+                "alert": alert,
+            }
+        )
+    return rows
+
+
+def measure_performance(url: str, spec: JobSpec) -> list[str]:
+    """Judge every published run whose predictions are kept; store the figures in
+    scoring.model_performance; returns the alerts, one line each."""
+    runs = kept_published_runs(url, spec.name)
+    if not has_predictions(url, spec):
+        log.info("realised performance: nothing published for %s yet", spec.name)
+        return []
+    rows = [row for run in runs for row in judge_run(url, spec, run, run["holdout"])]
+    record_performance(url, spec.name, [run["run_id"] for run in runs], rows)
+    alerts = [
+        f"run {r['run_id']} {r['metric']} {r['value']:.4f} vs holdout {r['holdout']:.4f} "
+        f"({r['labelled']} labelled keys)"
+        for r in rows
+        if r["alert"]
+    ]
+    for alert in alerts:
+        log.warning("PERFORMANCE ALERT %s: %s", spec.name, alert)
+    judged = sorted({r["run_id"] for r in rows})
+    log.info("realised performance: %d run(s) with labels, %d alert(s)", len(judged), len(alerts))
+    return alerts

@@ -1,0 +1,192 @@
+"""The end-of-run summary: printed by `python -m pipeline run|demo`, and logged by the run's
+last task (`publish`), so the Airflow UI shows the same at the end of that task's log."""
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.config import airflow_ui_url, data_root, jobs_dir
+from pipeline.spec import JobSpec, find_spec
+from pipeline.warehouse import models, monitoring, runs, snapshots, validations
+from pipeline.warehouse.models import ModelVersion
+from pipeline.warehouse.runs import RunRow
+from pipeline.warehouse.snapshots import SnapshotRow
+
+log = logging.getLogger(__name__)
+
+
+def print_run_summary(url: str, job: str, logical_date: datetime, seconds: float) -> None:
+    """The summary of the job's run at `logical_date`, printed (the CLI's `run` and `demo`)."""
+    spec = find_spec(job, jobs_dir())
+    run = runs.fetch_run_at(url, job, logical_date)
+    if run is None:
+        print(f"{job}: no run was recorded for logical date {logical_date.isoformat()}")
+        return
+    print("\n" + "\n".join(run_summary(url, spec, run, seconds)))
+
+
+def log_run_summary(url: str, spec: JobSpec, run_id: str) -> None:
+    """The same summary, in the log of the run's last task (what the UI shows)."""
+    run = runs.fetch_run(url, spec.name, run_id)
+    if run is None or run.started_at is None:
+        return
+    seconds = (datetime.now(UTC) - run.started_at).total_seconds()
+    for line in run_summary(url, spec, run, seconds):
+        log.info("%s", line)
+
+
+def run_summary(url: str, spec: JobSpec, run: RunRow, seconds: float) -> list[str]:
+    """A run in a few lines: status, why it stopped, data, checks, model, drift, timings, SQL."""
+    job = spec.name
+    out = ["=" * 72]
+    out.append(f"job {job}  run {run.run_id}  status {run.status.upper()}  ({seconds:.1f} s)")
+    as_of = run.as_of.isoformat() if run.as_of else "-"
+    out.append(f"as_of {as_of}  code {run.code_version or '-'}")
+    if run.error:
+        out.append(f"\nWHY IT STOPPED:\n{run.error}\n")
+        published = runs.latest_published(url, job)
+        out.append(
+            f"Analysts still see run {published.run_id} in scoring.{spec.latest_view}."
+            if published
+            else f"Nothing was published for {job} yet: scoring.{spec.latest_view} shows no run."
+        )
+    for snap in run_snapshots(url, run):
+        out.append(
+            f"snapshot {snap.kind:<9} {snap.row_count:>10,} rows"
+            f"  sha256 {snap.sha256[:16]}  {snap.uri}"
+        )
+    for check in validations.validations_of_run(url, job, run.run_id):
+        verdict = "passed" if check.success else "FAILED"
+        out.append(
+            f"validation {check.suite}: {verdict} "
+            f"({check.critical_failed} critical, {check.warnings_failed} warning(s) failed)"
+        )
+        for failure in check.failures:
+            out.append(f"   {failure['severity'].upper()}: {failure['message']}")
+        out.append(f"   Data Docs: {page_link(check.docs_uri or '-')}")
+    out += model_lines(url, spec, run)
+    out += drift_lines(url, spec, run)
+    if run.report_uri:
+        out.append(f"report: {page_link(run.report_uri)}")
+    if run.status == "published":
+        out.append(f"rows scored {run.rows_scored or 0:,}")
+        timings = run.timings or {}
+        out.append("seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+        out += analyst_sql(spec)
+    out.append("=" * 72)
+    return out
+
+
+def run_snapshots(url: str, run: RunRow) -> list[SnapshotRow]:
+    """The run's own snapshots (by id; by sha256 for runs from before snapshot ids)."""
+    return snapshots.snapshots_of_run(
+        url,
+        run.job,
+        [run.training_snapshot_id, run.scoring_snapshot_id],
+        (run.training_snapshot_sha256, run.scoring_snapshot_sha256),
+        run.as_of,
+    )
+
+
+def page_link(uri: str) -> str:
+    """A run's page as the Airflow UI serves it (pipeline.orchestration.plugin), else its path."""
+    base = airflow_ui_url()
+    path = Path(uri).resolve()
+    root = Path(data_root()).resolve()
+    if not base or "://" in uri or not path.is_relative_to(root):
+        return uri
+    return f"{base}/scoring-files/{path.relative_to(root)}"
+
+
+def model_lines(url: str, spec: JobSpec, run: RunRow) -> list[str]:
+    """This run's model decision: the candidate against the champion re-scored on the same
+    holdout, or why no candidate was fitted; then the version that scored."""
+    out = []
+    candidate = models.model_of_run(url, spec.name, run.run_id)
+    retrain = run.retrain
+    if retrain and retrain["due"]:
+        out.append(f"retrain: {retrain['reason']}")
+    if candidate:
+        out.append("model: " + decision_line(candidate))
+        out.append(f"   {candidate.decision_reason}")
+    elif retrain and not retrain["due"]:
+        out.append(f"model: no candidate this run ({retrain['reason']})")
+    if run.model_version:
+        serving = models.fetch_version(url, spec.name, version=run.model_version)
+        if serving is not None:
+            out.append(
+                f"scored with model v{run.model_version} (holdout {serving.primary_metric} "
+                f"{serving.primary_value:.4f}, trained by run {serving.run_id})"
+            )
+    return out
+
+
+def decision_line(version: ModelVersion) -> str:
+    """`champion v1 roc_auc 0.9449 on this holdout vs candidate v2 0.9449: kept v1`."""
+    metric, new = version.primary_metric, version.primary_value
+    number = version.version
+    promoted = version.status == "champion" or version.forced
+    forced = " (forced)" if version.forced else ""
+    if version.champion_version is None:
+        return f"candidate v{number} holdout {metric} {new:.4f}: first model, champion{forced}"
+    old = version.champion_version
+    verdict = f"promoted v{number}{forced}" if promoted else f"kept v{old}"
+    if not version.champion_metrics:
+        return f"champion v{old} could not be scored; candidate v{number} {new:.4f}: {verdict}"
+    before = version.champion_metrics[metric]
+    return (
+        f"champion v{old} {metric} {before:.4f} on this holdout vs candidate v{number} "
+        f"{new:.4f}: {verdict}"
+    )
+
+
+def drift_lines(url: str, spec: JobSpec, run: RunRow) -> list[str]:
+    """Drift alerts and features to watch, realised-performance alerts, what the policy did."""
+    rows = monitoring.drift_of_run(url, spec.name, run.run_id, ("alert", "watch"))
+    out = []
+    for level in ("alert", "watch"):
+        found = [r for r in rows if r.level == level]
+        if found:
+            items = ", ".join(
+                f"{r.feature} {r.statistic} {r.value:.3f}"
+                f" > {r.threshold if level == 'alert' else r.watch}"
+                for r in found
+            )
+            out.append(f"{'DRIFT ALERTS' if level == 'alert' else 'drift to watch'}: {items}")
+    recorded = run.monitoring or {}
+    if recorded:
+        out += performance_lines(url, spec)
+    for alert in recorded.get("performance_alerts", []):
+        out.append(f"PERFORMANCE ALERT: {alert}")
+    if not out and recorded:
+        out.append("drift: nothing above its thresholds; no performance alert")
+    alerted = recorded.get("drift_alerts") or recorded.get("performance_alerts")
+    if alerted and spec.retrain.policy == "on_drift":
+        out.append("the next run retrains (retrain.policy on_drift)")
+    return out
+
+
+def performance_lines(url: str, spec: JobSpec, shown: int = 3) -> list[str]:
+    """The primary metric of the newest runs judged on late labels, beside their holdout."""
+    rows = monitoring.performance_of_job(url, spec.name, spec.primary_metric)[-shown:][::-1]
+    return [
+        f"realised {spec.primary_metric} of run {r.run_id} (v{r.model_version}): "
+        + ("-" if r.value is None else f"{r.value:.4f}")
+        + f" over {r.labelled:,} late labels, holdout "
+        + ("-" if r.holdout is None else f"{r.holdout:.4f}")
+        + ("" if r.trusted else " (too few labels to judge)")
+        for r in rows
+    ]
+
+
+def analyst_sql(spec: JobSpec) -> list[str]:
+    """Queries for a person to copy; shown, never executed."""
+    columns = "probabilities, " if spec.task == "classification" else ""
+    return [
+        '\nWhat an analyst runs (psql "$DATABASE_URL", or make psql):',
+        f"  SELECT key, score, label, {columns}model_version"  # noqa: S608
+        f" FROM scoring.{spec.latest_view}",
+        "  ORDER BY score DESC LIMIT 20;",
+        f"  -- joined to the source: SELECT c.*, l.score FROM {spec.source.table} c"  # noqa: S608
+        f" JOIN scoring.{spec.latest_view} l ON l.key = c.{spec.source.key};",
+    ]

@@ -1,0 +1,377 @@
+"""The sections of a job spec (source, features, model, retrain, schedule, scoring, monitoring,
+validation, retention, alerts), each a strict pydantic model with a description per key."""
+
+import re
+from typing import Annotated, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from pipeline.spec import estimators
+from pipeline.spec.names import LOWER_IS_BETTER, METRICS, Identifier, check_identifier
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    """Where the rows come from."""
+
+    table: str = Field(
+        description="the table to learn from and to score, written `schema.table`, "
+        "e.g. `demo.customers`"
+    )
+    key: Identifier = Field(
+        description="the table's unique key column: predictions are keyed by it, scoring "
+        "partitions are key ranges, and the holdout is chosen by a stable hash of it"
+    )
+    timestamp: Identifier = Field(
+        description="a timestamp or date column: a run's snapshots keep the rows where it is "
+        "before the run's `as_of`"
+    )
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 2:
+            raise ValueError(f"{value!r} must be written as schema.table")
+        for part in parts:
+            check_identifier(part)
+        return value
+
+
+class Features(Strict):
+    """Feature columns by kind; their order here is the model's feature order."""
+
+    numeric: list[Identifier] = Field(
+        [],
+        description="number columns (Postgres integer, floating-point or numeric types); a "
+        "missing value is replaced by the training median and flagged",
+    )
+    categorical: list[Identifier] = Field(
+        [],
+        description="category columns of any type, one-hot encoded; categories with fewer "
+        "than 20 training rows, and categories new at scoring time, share one column",
+    )
+    boolean: list[Identifier] = Field(
+        [],
+        description="boolean columns; a missing value is replaced by the most frequent one "
+        "and flagged",
+    )
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical, *self.boolean]
+
+
+class Model(Strict):
+    """The estimator, its settings and how a candidate is judged."""
+
+    estimator: str = Field(
+        "hist_gradient_boosting",
+        description="the scikit-learn estimator, by name (the table in "
+        "`pipeline/spec/estimators.py`). "
+        + "; ".join(
+            f"{task}: " + ", ".join(f"`{name}`" for name in estimators.names(task))
+            for task in METRICS
+        ),
+    )
+    params: dict[str, int | float | str | bool | None] = Field(
+        {},
+        description="the estimator's settings, passed to its scikit-learn class, e.g. "
+        "`{max_iter: 200}`; a name the class does not have is an error",
+    )
+    seed: int = Field(
+        42,
+        description="the estimator's random seed (`random_state`): the same data, spec and "
+        "seed fit the same model",
+    )
+    holdout_fraction: float = Field(
+        0.2,
+        gt=0.0,
+        lt=0.9,
+        description="the share of training rows held out to measure the candidate and the "
+        "champion, chosen by a stable hash of the key (the same keys every run)",
+    )
+    primary_metric: str | None = Field(
+        None,
+        description="the holdout metric the promotion gate compares. "
+        + "; ".join(
+            f"{task}: " + ", ".join(f"`{metric}`" for metric in metrics)
+            for task, metrics in METRICS.items()
+        )
+        + " ("
+        + ", ".join(f"`{metric}`" for metric in sorted(LOWER_IS_BETTER))
+        + ": lower is better). Unset: the first one of the job's task",
+    )
+    promotion_margin: float = Field(
+        0.0,
+        ge=0.0,
+        description="how much a candidate must beat the champion by on the primary metric to "
+        "become champion, in the metric's units; 0: any improvement",
+    )
+
+
+class Retrain(Strict):
+    """When to fit a new candidate: every run, on given weekdays, every N days, or never."""
+
+    policy: Literal["always", "weekdays", "interval", "on_drift", "never"] = Field(
+        "always",
+        description="`always`: every run; `weekdays`: on the days listed in `weekdays`; "
+        "`interval`: when the champion is `every_days` old; `on_drift`: when the last published "
+        "run raised a drift or realised-performance alert; `never`: score with the champion "
+        "only. A job without a champion trains anyway, and a run's `retrain` trigger parameter "
+        "overrides the policy",
+    )
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        [],
+        description="policy `weekdays` (required with it): the days of the week of the run's "
+        "`as_of`, in UTC, on which to retrain",
+    )
+    every_days: int | None = Field(
+        None,
+        ge=1,
+        description="policy `interval` (required with it): retrain when the champion is at "
+        "least this many days old at the run's `as_of`",
+    )
+
+    @model_validator(mode="after")
+    def _policy_settings(self) -> "Retrain":
+        if self.policy == "weekdays" and not self.weekdays:
+            raise ValueError("policy 'weekdays' needs a non-empty 'weekdays' list")
+        if self.policy == "interval" and not self.every_days:
+            raise ValueError("policy 'interval' needs 'every_days'")
+        return self
+
+
+class Schedule(Strict):
+    cron: str = Field(
+        "0 2 * * *",
+        description="when Airflow starts a run: a 5-field cron expression "
+        "(minute hour day-of-month month day-of-week)",
+    )
+    timezone: str = Field(
+        "UTC",
+        description="the time zone `cron` is read in, an IANA name, e.g. `Europe/Berlin`",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a 5-field cron expression")
+        return value
+
+
+class Scoring(Strict):
+    partitions: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="how many key-range partitions a run's scoring data is split into, each "
+        "scored by a parallel (mapped) Airflow task; at most one per Parquet row group",
+    )
+    batch_rows: int = Field(
+        100_000,
+        ge=1_000,
+        description="rows per Parquet row group of a snapshot and per `predict()` call: "
+        "bounds a task's memory",
+    )
+
+
+class Performance(Strict):
+    """Realised performance: published predictions judged once their labels arrive."""
+
+    min_labelled: int = Field(
+        100,
+        ge=1,
+        description="a run's realised figures are trusted (and may alert) once at least this "
+        "many of its keys got a label they did not have at its `as_of`",
+    )
+    tolerance: float = Field(
+        0.05,
+        ge=0.0,
+        description="a drop of the primary metric below the model's holdout figure by more "
+        "than this (in the metric's units) is a performance alert",
+    )
+    top_k: int = Field(
+        100,
+        ge=1,
+        description="binary classification: `precision_at_k` is the share of positives among "
+        "the k keys scored highest",
+    )
+
+
+class Monitoring(Strict):
+    """Drift of the scored data from the data the champion learned on, and what an alert does."""
+
+    psi_watch: float = Field(
+        0.1,
+        gt=0.0,
+        description="a population stability index (PSI) at or above this is `watch`: stored "
+        "and shown, no alert",
+    )
+    psi_alert: float = Field(
+        0.25,
+        gt=0.0,
+        validation_alias=AliasChoices("psi_alert", "psi_threshold"),
+        description="a feature's or the score's PSI (against the champion's training data and "
+        "holdout scores) above this is a drift alert; `psi_threshold` is its older name",
+    )
+    ks_alert: float = Field(
+        0.2,
+        gt=0.0,
+        le=1.0,
+        description="numeric features: a Kolmogorov-Smirnov statistic above this is an alert "
+        "(a second opinion beside PSI)",
+    )
+    unseen_share_alert: float = Field(
+        0.05,
+        gt=0.0,
+        le=1.0,
+        description="categorical features: a share of scored rows with a category the "
+        "champion never saw above this is an alert",
+    )
+    null_rate_change_alert: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="a change of a feature's share of NULLs (scored minus training, either "
+        "way) larger than this is an alert",
+    )
+    on_alert: Literal["record", "fail"] = Field(
+        "record",
+        description="`record`: store, log and send the alert, then publish; `fail`: stop the "
+        "run before it publishes. To retrain after an alert, use `retrain.policy: on_drift`",
+    )
+    performance: Performance = Field(
+        Performance(), description="realised performance once labels arrive"
+    )
+
+
+class Checks(Strict):
+    """Checks the pipeline makes on every snapshot besides the job's suites."""
+
+    all_null_features: Literal["warning", "critical"] = Field(
+        "warning",
+        description="the severity of rows whose feature columns are all NULL (the model "
+        "scores them all the same): `warning` reports them, `critical` stops the run",
+    )
+
+
+class Retention(Strict):
+    """How much prediction history `<job>_predictions` keeps: a published run's rows stay while
+    it is one of the newest `keep_runs` or younger than `keep_days`; the run analysts see in
+    `<job>_latest` always stays."""
+
+    keep_runs: int = Field(
+        30,
+        ge=1,
+        description="a published run's predictions stay while it is one of the job's newest "
+        "`keep_runs` published runs; older ones are deleted after each publish",
+    )
+    keep_days: int | None = Field(
+        None,
+        ge=1,
+        description="a run's predictions also stay while the run is younger than this many "
+        "days; unset: only `keep_runs` counts. The run `<job>_latest` shows always stays",
+    )
+
+
+AlertKind = Literal["failure", "validation_warning", "drift", "performance"]
+ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
+CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+EMAIL_ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+
+
+def check_conn_id(value: str | None) -> str | None:
+    if value is not None and not CONN_ID.match(value):
+        raise ValueError(
+            f"{value!r} is not an Airflow connection id (letters, digits, _ . -; max 250 chars)"
+        )
+    return value
+
+
+def check_kinds(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("list at least one kind of alert, or leave the target out")
+    return list(dict.fromkeys(value))
+
+
+ConnId = Annotated[str | None, AfterValidator(check_conn_id)]
+AlertKinds = Annotated[list[AlertKind], AfterValidator(check_kinds)]
+KINDS_TEXT = ", ".join(f"`{kind}`" for kind in ALERT_KINDS)
+
+
+class WebhookAlerts(Strict):
+    """A JSON POST per alert to a URL held by an Airflow connection."""
+
+    connection: ConnId = Field(
+        None,
+        description="the Airflow connection id of the webhook (e.g. from the environment "
+        "variable `AIRFLOW_CONN_<ID>`): the URL is its extra `url`, else "
+        "`<conn type http or https>://<host>:<port>/<schema>`; its password, if any, is sent "
+        "as `Authorization: Bearer`, its extra `headers` as headers. Unset: no webhook",
+    )
+    kinds: AlertKinds = Field(
+        list(get_args(AlertKind)),
+        description=f"the alerts the webhook receives, any of {KINDS_TEXT}",
+    )
+
+
+class EmailAlerts(Strict):
+    """A plain-text email per alert through an SMTP server held by an Airflow connection."""
+
+    connection: ConnId = Field(
+        None,
+        description="the Airflow connection id of the SMTP server: its host, port, login and "
+        "password; extra `from` (the sender; default: the login if it is an address), "
+        "`starttls` (default `true`) or `ssl` (TLS from the start, default port 465). "
+        "Unset: no email",
+    )
+    to: list[str] = Field([], description="the recipients' addresses (required with `connection`)")
+    kinds: AlertKinds = Field(
+        list(get_args(AlertKind)),
+        description=f"the alerts emailed, any of {KINDS_TEXT}",
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not EMAIL_ADDRESS.match(address):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> "EmailAlerts":
+        if self.connection and not self.to:
+            raise ValueError("list the recipients in 'to'")
+        if self.to and not self.connection:
+            raise ValueError("name the SMTP server's Airflow connection in 'connection'")
+        return self
+
+
+class Alerts(Strict):
+    """Who is told when a run fails or finds something wrong (README "Alerts")."""
+
+    webhook: WebhookAlerts = Field(
+        WebhookAlerts(),
+        description="a JSON POST per alert (job, run_id, what, title, details, link, text)",
+    )
+    email: EmailAlerts = Field(
+        EmailAlerts(), description="a plain-text email per alert, with the same content"
+    )
+
+    def targets(self, kind: str) -> list[WebhookAlerts | EmailAlerts]:
+        """The configured targets that receive alerts of `kind`."""
+        return [t for t in (self.webhook, self.email) if t.connection and kind in t.kinds]

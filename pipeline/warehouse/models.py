@@ -1,0 +1,135 @@
+"""scoring.model_versions: every model a job fitted, its metrics, the gate's decision, its
+status (champion, rejected, retired) and where its file is.
+
+At most one champion per job (a unique index); versions are numbered per job, and a re-run of
+the run that registered a version replaces that version's row instead of adding another.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pipeline.warehouse import db
+
+RETIRED_MARK = "; retired: "
+
+
+@dataclass(frozen=True)
+class ModelVersion(db.Row):
+    """A row of scoring.model_versions."""
+
+    job: str
+    version: int
+    run_id: str
+    status: str
+    artifact_uri: str
+    artifact_sha256: str
+    training_snapshot_sha256: str
+    primary_metric: str
+    metrics: dict
+    decision_reason: str = ""
+    training_snapshot_id: int | None = None
+    estimator: str | None = None
+    params: dict | None = None
+    champion_version: int | None = None
+    champion_metrics: dict | None = None
+    forced: bool = False
+    code_version: str | None = None
+    library_versions: dict | None = None
+    created_at: datetime | None = None
+    promoted_at: datetime | None = None
+
+    @property
+    def primary_value(self) -> float | None:
+        """Its holdout figure on the primary metric."""
+        return self.metrics.get(self.primary_metric)
+
+
+def fetch_version(
+    url: str, job: str, version: int | None = None, status: str | None = None
+) -> ModelVersion | None:
+    """The newest version of `job` with that version number and/or status, or None."""
+    return db.fetch_row(
+        url,
+        ModelVersion,
+        "SELECT * FROM scoring.model_versions WHERE job = %s"
+        " AND (%s::int IS NULL OR version = %s) AND (%s::text IS NULL OR status = %s)"
+        " ORDER BY version DESC LIMIT 1",
+        (job, version, version, status, status),
+    )
+
+
+def champion(url: str, job: str) -> ModelVersion | None:
+    """The job's current champion, or None before the first model."""
+    return fetch_version(url, job, status="champion")
+
+
+def model_of_run(url: str, job: str, run_id: str) -> ModelVersion | None:
+    """The version a run registered (its candidate), if it fitted one."""
+    return db.fetch_row(
+        url,
+        ModelVersion,
+        "SELECT * FROM scoring.model_versions WHERE job = %s AND run_id = %s",
+        (job, run_id),
+    )
+
+
+def version_for_run(cur, job: str, run_id: str) -> tuple[int, str | None]:
+    """(version, its status) a run registers as: its own earlier version on a re-run (with
+    that version's status), else the next number (status None). Call under `lock_job`."""
+    cur.execute(
+        "SELECT version, status FROM scoring.model_versions WHERE job = %s AND run_id = %s",
+        (job, run_id),
+    )
+    existing = cur.fetchone()
+    if existing:
+        return existing[0], existing[1]
+    cur.execute(
+        "SELECT coalesce(max(version), 0) + 1 FROM scoring.model_versions WHERE job = %s",
+        (job,),
+    )
+    return cur.fetchone()[0], None
+
+
+def write_version(cur, row: dict) -> None:
+    """Record a version (a `ModelVersion`'s columns); as champion, the previous one retires."""
+    if row["status"] == "champion":
+        cur.execute(
+            "UPDATE scoring.model_versions SET status = 'retired'"
+            " WHERE job = %s AND status = 'champion' AND version <> %s",
+            (row["job"], row["version"]),
+        )
+    db.upsert(cur, "model_versions", row, key=("job", "version"))
+
+
+def retire(cur, job: str, reason: str) -> int | None:
+    """Retire the champion, appending `; retired: <reason>` to its decision; its version."""
+    cur.execute(
+        "UPDATE scoring.model_versions SET status = 'retired',"
+        " decision_reason = decision_reason || %s"
+        " WHERE job = %s AND status = 'champion' RETURNING version",
+        (f"{RETIRED_MARK}{reason}", job),
+    )
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def former_champions(cur, job: str, before: int) -> list[tuple[int, str, str]]:
+    """(version, artifact uri, sha256) of the versions before `before` that were champion once
+    and were not retired by `retire`, newest first."""
+    cur.execute(
+        "SELECT version, artifact_uri, artifact_sha256 FROM scoring.model_versions"
+        " WHERE job = %s AND version < %s AND status = 'retired'"
+        " AND promoted_at IS NOT NULL AND strpos(decision_reason, %s) = 0"
+        " ORDER BY version DESC",
+        (job, before, RETIRED_MARK),
+    )
+    return cur.fetchall()
+
+
+def reinstate(cur, job: str, version: int, note: str) -> None:
+    """Make a former champion the champion again, appending `note` to its decision."""
+    cur.execute(
+        "UPDATE scoring.model_versions SET status = 'champion', promoted_at = now(),"
+        " decision_reason = decision_reason || %s WHERE job = %s AND version = %s",
+        (note, job, version),
+    )
