@@ -1,9 +1,10 @@
 """Alerts that reach people: a webhook and/or an email per alert, as the job's `alerts:` says.
 
-A job spec's `alerts` (pipeline/spec.py: Alerts, README "Alerts") names Airflow connections;
-each target has a `kinds` list of the alerts it receives: `failure`, `validation_warning`,
-`drift`, `performance`. A job without `alerts` sends nothing, and this module then imports
-nothing from Airflow but `Connection` (to read a target's connection).
+A job spec's `alerts` (pipeline/spec/sections.py: Alerts, docs/jobs.md "Alerts") names Airflow
+connections; each target has a `kinds` list of the alerts it receives: `failure`,
+`validation_warning`, `drift`, `performance`. A job without `alerts` sends nothing, and this
+module then imports nothing from Airflow (`Connection`, to read a target's connection, is
+imported when an alert is sent).
 
 What to call:
 

@@ -228,7 +228,6 @@ class PublishRecord(Record):
     scoring_snapshot_sha256: str
     training_snapshot_sha256: str | None = None  # set when this run trained the model
     validation: list = field(default_factory=list)
-    timings: dict = field(default_factory=dict)
     scoring_snapshot_id: int | None = None  # the run's own snapshots (scoring.snapshots.id)
     training_snapshot_id: int | None = None
 
@@ -253,6 +252,8 @@ class DriftSummary(Record):
     performance_alerts: list = field(default_factory=list)
     action: str = "record"
     seconds: float = 0.0
+    population: str | None = None  # which rows decided the drift alerts: new or all
+    population_rows: int | None = None
 
 
 @dataclass

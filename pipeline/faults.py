@@ -91,8 +91,8 @@ def explain_sql_error(exc: BaseException) -> str | None:
     advice = (
         (
             errors.InsufficientPrivilege,
-            "grant the role the pipeline connects as the rights it needs (README 'Roles': "
-            "scoring_writer, plus SELECT on each source table)",
+            "grant the role the pipeline connects as the rights it needs (docs/operations.md "
+            "'Roles': scoring_writer, plus SELECT on each source table)",
         ),
         (
             errors.ReadOnlySqlTransaction,

@@ -171,10 +171,13 @@ def execute(stage: Stage, url: str, trigger: Trigger, inputs: dict, item: Any = 
     """
     # imported when a stage runs, never when a DAG file is parsed: these load psycopg2, and
     # the stage modules pandas, pyarrow, scikit-learn and Great Expectations
-    from pipeline.warehouse.runs import heartbeat
+    from pipeline.warehouse.runs import heartbeat, record_timing
 
+    started = time.perf_counter()
     if stage.name == FIRST:
-        return encode(stage.function()(Context(url=url, trigger=trigger)))
+        result = encode(stage.function()(Context(url=url, trigger=trigger)))
+        record_timing(url, trigger.job, trigger.run_id, stage.name, time.perf_counter() - started)
+        return result
     run = Run.from_json(inputs[FIRST])
     ctx = Context(url=url, trigger=trigger, started=run)
     args = [decode(BY_NAME[name], inputs[name]) for name in stage.inputs]
@@ -184,10 +187,11 @@ def execute(stage: Stage, url: str, trigger: Trigger, inputs: dict, item: Any = 
             raise StageSkipped(f"{stage.name} skipped: {decision.reason}")
     if stage.expand:
         args.append(BY_NAME[stage.expand].returns.from_json(item))
-    started = time.perf_counter()
     with heartbeat(url, run.job, run.run_id):
         result = encode(stage.function()(ctx, *args, **stage.options))
-    log.info("%s of run %s done in %.1f s", stage.name, run.run_id, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    record_timing(url, run.job, run.run_id, stage.name, seconds)
+    log.info("%s of run %s done in %.1f s", stage.name, run.run_id, seconds)
     return result
 
 

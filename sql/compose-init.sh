@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # First start of the compose Postgres (run from /docker-entrypoint-initdb.d while the data
 # volume is empty, never again): Airflow's metadata database and the warehouse with the roles
-# of README "Roles". Passwords come from .env through the container's environment; changing
-# one in .env later does not change it here (ALTER ROLE ... PASSWORD, or a new volume).
+# of docs/operations.md "Roles". Passwords come from .env through the container's environment;
+# changing one in .env later does not change it here (ALTER ROLE ... PASSWORD, or a new volume).
 #
 #   airflow         login owning the `airflow` database (Airflow's metadata)
 #   scoring_owner   group that will own the scoring schema and everything in it (deploys)

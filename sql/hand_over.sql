@@ -14,6 +14,9 @@ BEGIN
         FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
         WHERE n.nspname = 'scoring' AND c.relkind IN ('r', 'v', 'S', 'p')
           AND pg_get_userbyid(c.relowner) <> 'scoring_owner'
+          -- a sequence a column owns (serial, identity) changes owner with its table
+          AND NOT EXISTS (SELECT 1 FROM pg_depend AS d WHERE d.classid = 'pg_class'::regclass
+                          AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
     LOOP
         EXECUTE format(
             'ALTER %s scoring.%I OWNER TO scoring_owner',

@@ -66,7 +66,7 @@ GRANT SELECT ON {lineage} TO scoring_reader;
 -- Drift per run, feature and statistic ({drift}), newest run first.
 CREATE OR REPLACE VIEW {drift} AS
 SELECT d.run_id, r.as_of, r.model_version, d.feature, d.statistic, d.value, d.watch,
-       d.threshold, d.level, d.computed_at
+       d.threshold, d.level, d.computed_at, d.population, d.rows, d.decides, d.alert
 FROM scoring.drift_reports AS d
 JOIN scoring.scoring_runs AS r ON r.job = d.job AND r.run_id = d.run_id
 WHERE d.job = {job};
@@ -76,11 +76,17 @@ COMMENT ON COLUMN {drift}.statistic IS
     'psi (population stability index), ks (numeric), unseen_share (categorical: share of '
     'scored rows with a category never seen in training), null_rate_change (absolute)';
 COMMENT ON COLUMN {drift}.level IS 'ok, watch (psi at or above watch) or alert (above threshold)';
+COMMENT ON COLUMN {drift}.population IS
+    'all: the whole scored table; new: the rows new or changed since the previous published run';
+COMMENT ON COLUMN {drift}.rows IS 'the rows of that population';
+COMMENT ON COLUMN {drift}.decides IS
+    'this population decides the run''s alerts (new when it has monitoring.min_new_rows rows)';
+COMMENT ON COLUMN {drift}.alert IS 'a drift alert of the run (level alert where decides)';
 
 -- Realised performance per published run and metric, once labels arrived ({performance}).
 CREATE OR REPLACE VIEW {performance} AS
 SELECT p.run_id, r.as_of, p.model_version, p.metric, p.value, p.holdout, p.labelled, p.scored,
-       p.trusted, p.alert, p.computed_at
+       p.trusted, p.alert, p.computed_at, p.eligible, p.worse_by, p.tolerance
 FROM scoring.model_performance AS p
 JOIN scoring.scoring_runs AS r ON r.job = p.job AND r.run_id = p.run_id
 WHERE p.job = {job};
@@ -93,5 +99,21 @@ COMMENT ON COLUMN {performance}.trusted IS
     'labelled reached monitoring.performance.min_labelled: the figure may alert';
 COMMENT ON COLUMN {performance}.alert IS
     'the primary metric is worse than holdout by more than monitoring.performance.tolerance';
+COMMENT ON COLUMN {performance}.eligible IS
+    'keys the run scored that had no label at its as_of: those realised performance can judge';
+COMMENT ON COLUMN {performance}.worse_by IS 'how much worse than holdout (negative: better)';
+COMMENT ON COLUMN {performance}.tolerance IS 'monitoring.performance.tolerance when judged';
 
-GRANT SELECT ON {drift}, {performance} TO scoring_reader;
+-- Every alert of the job's runs ({alerts}): drift, realised performance, validation warnings.
+CREATE OR REPLACE VIEW {alerts} AS
+SELECT a.run_id, r.as_of, a.kind, a.subject, a.statistic, a.value, a.threshold, a.population,
+       a.message, a.raised_at
+FROM scoring.alerts AS a
+LEFT JOIN scoring.scoring_runs AS r ON r.job = a.job AND r.run_id = a.run_id
+WHERE a.job = {job};
+COMMENT ON VIEW {alerts} IS
+    'every alert raised for the job, once each: what the summary, report and webhook show';
+COMMENT ON COLUMN {alerts}.run_id IS
+    'the run that raised it; NULL: raised by `python -m pipeline performance` between runs';
+
+GRANT SELECT ON {drift}, {performance}, {alerts} TO scoring_reader;

@@ -57,6 +57,23 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--as-of", help="cut-off timestamp (ISO-8601); default: now")
     c.add_argument("--force-promote", action="store_true", help="promote the candidate regardless")
     c.add_argument("--retrain", choices=["auto", "always", "never"], default="auto")
+    c = command(
+        "backfill",
+        "jobs:cmd_backfill",
+        "run a job for every cut-off from --from to --to, oldest first, through Airflow; "
+        "published cut-offs are skipped; stops at the first failure (exit 1)",
+    )
+    c.add_argument("job")
+    c.add_argument("--from", dest="start", required=True, help="the first cut-off (ISO-8601)")
+    c.add_argument("--to", dest="end", required=True, help="the last cut-off, inclusive")
+    c.add_argument(
+        "--every",
+        default="1d",
+        help="the step between cut-offs: 1d, 1w, 1mo (any count: 7d, 3mo) or a 5-field cron "
+        "expression in UTC, e.g. '0 2 * * *' (default 1d)",
+    )
+    c.add_argument("--rerun", action="store_true", help="run published cut-offs again too")
+    c.add_argument("--retrain", choices=["auto", "always", "never"], default="auto")
     c = command("demo", "demo:cmd_demo", "demo data + one customer_churn run (embedded Postgres)")
     c.add_argument("--rows", type=int, help="rows in demo.customers (default 200000)")
     c.add_argument("--reseed", action="store_true", help="recreate the demo tables first")
@@ -69,6 +86,11 @@ def parser() -> argparse.ArgumentParser:
     c = command("suggest-expectations", "jobs:cmd_suggest", "write starter GX suites for a job")
     c.add_argument("job")
     c.add_argument("--overwrite", action="store_true")
+    c.add_argument(
+        "--as-of",
+        help="profile the table as of this cut-off (ISO-8601; default now): for suites of a "
+        "backfilled history",
+    )
     c = command(
         "reproduce", "inspect:cmd_reproduce", "rebuild a run's model from its snapshot and compare"
     )

@@ -12,7 +12,11 @@ from pipeline.warehouse.runs import list_runs
 
 def cmd_runs(args) -> int:
     """The job's latest runs; runs whose process died are marked abandoned first."""
-    for run in list_runs(migrated_warehouse(), args.job, args.limit):
+    spec = find_spec(args.job, config.jobs_dir())
+    found = list_runs(migrated_warehouse(), spec.name, args.limit)
+    if not found:
+        print(f"{spec.name}: no runs yet (start one: python -m pipeline run {spec.name})")
+    for run in found:
         error = (run.error or "").splitlines()[0][:120] if run.error else ""
         print(
             f"{run.run_id:<44} {run.status:<10} as_of {run.as_of:%Y-%m-%d %H:%M}"
@@ -59,15 +63,22 @@ def cmd_performance(args) -> int:
     if not rows:
         print(f"{spec.name}: no published run has labels that arrived after its as_of yet")
         return 0
-    print(f"{'run':<40} {'model':>5} {'metric':<18} {'value':>8} {'holdout':>8} labelled")
+    print(
+        f"{'run':<40} {'model':>5} {'metric':<18} {'value':>8} {'holdout':>8} {'worse by':>8} "
+        "labelled of eligible"
+    )
     for r in rows:
         value = "-" if r.value is None else f"{r.value:.4f}"
         holdout = "-" if r.holdout is None else f"{r.holdout:.4f}"
+        gap = "-" if r.worse_by is None else f"{r.worse_by:.4f}"
+        eligible = "-" if r.eligible is None else f"{r.eligible:,}"
         flag = " ALERT" if r.alert else ("" if r.trusted else " (too few labels)")
         print(
             f"{r.run_id:<40} v{r.model_version:<4} {r.metric:<18} {value:>8} "
-            f"{holdout:>8} {r.labelled:,}/{r.scored:,}{flag}"
+            f"{holdout:>8} {gap:>8} {r.labelled:,} of {eligible}{flag}"
         )
+    if rows:
+        print(f"tolerance {spec.monitoring.performance.tolerance} (worse by more: an alert)")
     for alert in alerts:
-        print(f"PERFORMANCE ALERT: {alert}")
+        print(f"PERFORMANCE ALERT: {alert.message}")
     return 1 if alerts else 0

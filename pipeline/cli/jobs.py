@@ -11,7 +11,7 @@ from pipeline.cli.connect import migrated_warehouse, warehouse
 from pipeline.errors import DataValidationError, PipelineError
 from pipeline.faults import explain_sql_error
 from pipeline.local import airflow_home
-from pipeline.logic.cutoffs import check_not_future, parse_timestamp
+from pipeline.logic.cutoffs import check_not_future, cutoff_series, parse_timestamp
 from pipeline.maintenance.suggest import check_target_in_table, write_suggestions
 from pipeline.reports.summary import print_run_summary
 from pipeline.spec import find_spec, scan_specs
@@ -81,14 +81,20 @@ def cmd_check(args) -> int:
 def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> tuple[str, datetime]:
     """Run one job's DAG through Airflow; returns (state, logical date).
 
-    What can be checked before Airflow starts is: the spec, its suites, the cut-off, and that
-    no other run of the job is active.
+    What can be checked before Airflow starts is: the spec, its suites, the cut-off (not in the
+    future, not before the DAG's `schedule.start`), and that no other run of the job is active.
     """
-    find_spec(job, config.jobs_dir())
+    spec = find_spec(job, config.jobs_dir())
     for kind in KINDS:
         read_suite(job, kind)
     logical_date = parse_timestamp(as_of) if as_of else datetime.now(UTC).replace(microsecond=0)
     check_not_future(logical_date)
+    if logical_date.date() < spec.schedule.start:
+        raise PipelineError(
+            f"job {job}: as_of {logical_date.isoformat()} is before the DAG's start date "
+            f"{spec.schedule.start} (schedule.start in {spec.path}): Airflow runs no logical "
+            "date before it. Set schedule.start to that date or earlier"
+        )
     with db.transaction(warehouse()) as conn, conn.cursor() as cur:
         runs.end_dead_runs(cur, job, "run command")
         runs.refuse_if_active(cur, job, "")
@@ -110,21 +116,82 @@ def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> t
     return state, logical_date
 
 
+def recorded_run(url: str, job: str, logical_date: datetime, state: str) -> runs.RunRow:
+    """The run Airflow made for `logical_date`; an error saying so when it made none."""
+    run = runs.fetch_run_at(url, job, logical_date)
+    if run is None:
+        raise PipelineError(
+            f"job {job}: Airflow ended the DAG run for logical date {logical_date.isoformat()} "
+            f"as {state}, but no run of the job was recorded: its first task never ran. See "
+            "the DAG run's task states in the Airflow UI (`make airflow`)"
+        )
+    return run
+
+
 def cmd_run(args) -> int:
-    """Run one job once through Airflow and print its summary; exit 1 if the run failed."""
+    """Run one job once through Airflow and print its summary; exit 1 if the run failed, 2 if
+    Airflow made no run of it."""
     url = warehouse()
     migrate(url)
     started = time.perf_counter()
     state, logical_date = run_job(args.job, args.as_of, args.force_promote, args.retrain)
+    recorded_run(url, args.job, logical_date, state)
     print_run_summary(url, args.job, logical_date, time.perf_counter() - started)
     return 0 if state == "success" else 1
+
+
+def cmd_backfill(args) -> int:
+    """Run the job's cut-offs from `--from` to `--to`, oldest first, each through Airflow;
+    cut-offs already published are skipped unless `--rerun`. One line per cut-off and a
+    total; the first failure stops the backfill (exit 1), the runs before it stay."""
+    url = warehouse()
+    migrate(url)
+    spec = find_spec(args.job, config.jobs_dir())
+    cutoffs = cutoff_series(
+        parse_timestamp(args.start, "--from"), parse_timestamp(args.end, "--to"), args.every
+    )
+    published = runs.published_as_ofs(url, spec.name)
+    started = time.perf_counter()
+    counts = {"published": 0, "skipped": 0, "failed": 0}
+    print(f"backfill {spec.name}: {len(cutoffs)} cut-off(s), every {args.every}, oldest first")
+    for as_of in cutoffs:
+        if as_of in published and not args.rerun:
+            counts["skipped"] += 1
+            print(
+                f"{as_of.isoformat()}  skipped    published by run {published[as_of]}"
+                " (--rerun to run it again)"
+            )
+            continue
+        began = time.perf_counter()
+        state, logical_date = run_job(spec.name, as_of.isoformat(), False, args.retrain)
+        run = recorded_run(url, spec.name, logical_date, state)
+        seconds = time.perf_counter() - began
+        if state != "success" or run.status != "published":
+            counts["failed"] += 1
+            why = (run.error or state).splitlines()[0]
+            print(f"{as_of.isoformat()}  FAILED     run {run.run_id} in {seconds:.1f} s: {why}")
+            break
+        counts["published"] += 1
+        print(
+            f"{as_of.isoformat()}  published  {run.rows_scored or 0:>10,} rows  model "
+            f"v{run.model_version}  {seconds:6.1f} s  run {run.run_id}"
+        )
+    latest = runs.latest_published(url, spec.name)
+    shown = latest.as_of.isoformat() if latest and latest.as_of else "no run"
+    print(
+        f"backfill {spec.name}: {counts['published']} published, {counts['skipped']} skipped, "
+        f"{counts['failed']} failed in {time.perf_counter() - started:.1f} s; "
+        f"scoring.{spec.latest_view} shows as_of {shown}"
+    )
+    return 1 if counts["failed"] else 0
 
 
 def cmd_suggest(args) -> int:
     """Write starter suites; a target that does not fit the task is refused (exit 1) first."""
     spec = find_spec(args.job, config.jobs_dir())
     try:
-        paths = write_suggestions(migrated_warehouse(), spec, overwrite=args.overwrite)
+        as_of = parse_timestamp(args.as_of) if args.as_of else None
+        paths = write_suggestions(migrated_warehouse(), spec, args.overwrite, as_of)
     except DataValidationError as exc:
         print(f"error: {exc}; no suite was written", file=sys.stderr)
         return 1

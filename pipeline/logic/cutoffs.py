@@ -1,6 +1,11 @@
-"""A run's cut-off (as_of): parsed, defaulted and checked. Pure: no I/O."""
+"""A run's cut-off (as_of): parsed, defaulted and checked, and a backfill's series of them.
+Pure: no I/O."""
 
+import re
 from datetime import UTC, datetime, timedelta
+
+from croniter import croniter
+from dateutil.relativedelta import relativedelta
 
 from pipeline.errors import PipelineError
 
@@ -37,3 +42,39 @@ def check_not_future(as_of: datetime) -> None:
             f"as_of {as_of.isoformat()} is in the future (now {now.isoformat(timespec='seconds')})"
             ": a snapshot can only hold rows that exist; give a cut-off up to now"
         )
+
+
+STEPS = {"d": "days", "w": "weeks", "mo": "months"}
+MAX_CUTOFFS = 10_000
+
+
+def cutoff_series(start: datetime, end: datetime, every: str) -> list[datetime]:
+    """The cut-offs of a backfill, oldest first: `start`, then every `every` up to `end`
+    (inclusive). `every` is a step (`1d`, `7d`, `1w`, `1mo`, `3mo`) or a 5-field cron
+    expression, read in UTC (then the cut-offs are its times between `start` and `end`)."""
+    if end < start:
+        raise PipelineError(
+            f"backfill: --to {end.isoformat()} is before --from {start.isoformat()}"
+        )
+    step = re.fullmatch(r"(\d+)(d|w|mo)", every.strip())
+    if step:
+        count = int(step.group(1))
+        if count < 1:
+            raise PipelineError(f"backfill: --every {every!r}: the step must be at least 1")
+        delta = relativedelta(**{STEPS[step.group(2)]: count})
+        series: list[datetime] = []
+        while len(series) <= MAX_CUTOFFS and start + delta * len(series) <= end:
+            series.append(start + delta * len(series))
+    elif croniter.is_valid(every):
+        times = croniter(every, start.astimezone(UTC) - timedelta(microseconds=1))
+        series = []
+        while len(series) <= MAX_CUTOFFS and (at := times.get_next(datetime)) <= end:
+            series.append(at.astimezone(UTC))
+    else:
+        raise PipelineError(
+            f"backfill: --every {every!r} is neither a step (1d, 1w, 1mo, 3mo) nor a 5-field "
+            "cron expression"
+        )
+    if len(series) > MAX_CUTOFFS:
+        raise PipelineError(f"backfill: more than {MAX_CUTOFFS:,} cut-offs; take a longer step")
+    return series

@@ -9,6 +9,7 @@ the model never saw for categories. Each figure is `ok`, `watch` or `alert` by t
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,10 @@ from scipy.stats import ks_2samp
 
 from pipeline.spec import JobSpec
 
-BINS = 10
+BINS = 10  # decile bins of a numeric feature
+# A numeric feature with at most this many distinct training values is binned per value: more
+# than the deciles could tell apart, and few enough that each value has rows to compare
+LOW_CARDINALITY = 20
 EPSILON = 1e-6
 KS_SAMPLE = 100_000  # values per side for the KS statistic: its error is then about 0.003
 SCORE = "(score)"  # the feature name of the score's own drift
@@ -49,29 +53,67 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def decile_edges(train) -> np.ndarray:
-    """The distinct deciles of the training values (min and max included): the bin edges of
-    `numeric_histograms`; a value on an edge falls in the lower bin."""
-    train = np.asarray(train, dtype="float64")
-    present = train[np.isfinite(train)]
-    if not present.size:
-        return np.array([])
-    return np.unique(np.quantile(present, np.linspace(0, 1, BINS + 1)))
+@dataclass(frozen=True)
+class NumericBins:
+    """How a numeric feature is binned for its PSI, learned from its training values.
+
+    A feature with at most LOW_CARDINALITY distinct training values (a month, a count) gets one
+    bin per value and one for any value training never had; otherwise the bins lie between its
+    training deciles, with one bin below the training minimum and one above the maximum. Either
+    way NULLs (and NaN) have a bin of their own. No shift can hide in an edge bin: a value
+    training never saw always lands in a bin training left empty.
+    """
+
+    values: np.ndarray | None  # per-value bins: the sorted distinct training values
+    edges: np.ndarray  # decile bins: the distinct deciles, minimum and maximum included
+
+    @classmethod
+    def learn(cls, train) -> "NumericBins":
+        present = finite_values(train)
+        distinct = np.unique(present)
+        if len(distinct) <= LOW_CARDINALITY:
+            return cls(values=distinct, edges=np.array([]))
+        return cls(values=None, edges=np.unique(np.quantile(present, np.linspace(0, 1, BINS + 1))))
+
+    def counts(self, values) -> np.ndarray:
+        """Rows per bin, in `labels` order."""
+        values = np.asarray(values, dtype="float64")
+        finite = np.isfinite(values)
+        present = values[finite]
+        if self.values is not None:
+            where = np.searchsorted(self.values, present)
+            known = where < len(self.values)
+            known[known] = self.values[where[known]] == present[known]
+            inner = np.bincount(where[known], minlength=len(self.values))
+            return np.concatenate([inner, [(~known).sum(), (~finite).sum()]])
+        low, high = self.edges[0], self.edges[-1]
+        inside = present[(present >= low) & (present <= high)]
+        inner = np.bincount(
+            np.searchsorted(self.edges[1:-1], inside), minlength=len(self.edges) - 1
+        )
+        below, above = (present < low).sum(), (present > high).sum()
+        return np.concatenate([[below], inner, [above, (~finite).sum()]])
+
+    def labels(self, number: Callable[[float], str]) -> list[str]:
+        """What each bin holds, numbers written by `number`."""
+        if self.values is not None:
+            return [f"= {number(v)}" for v in self.values] + ["any other value", "missing"]
+        low, high = self.edges[0], self.edges[-1]
+        cuts = [number(e) for e in self.edges]
+        inner = [f"{cuts[0]} – {cuts[1]}"]
+        inner += [f"> {lo} – {hi}" for lo, hi in zip(cuts[1:-1], cuts[2:], strict=True)]
+        return [f"< {number(low)}", *inner, f"> {number(high)}", "missing"]
+
+
+def finite_values(values) -> np.ndarray:
+    values = np.asarray(values, dtype="float64")
+    return values[np.isfinite(values)]
 
 
 def numeric_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:
-    """Counts per training-decile bin, plus one bin for missing values."""
-    train = np.asarray(train, dtype="float64")
-    scored = np.asarray(scored, dtype="float64")
-    edges = decile_edges(train)
-
-    def counts(values):
-        finite = np.isfinite(values)
-        bins = np.searchsorted(edges[1:-1], values[finite])
-        inner = np.bincount(bins, minlength=max(len(edges) - 1, 1))
-        return np.append(inner, (~finite).sum())
-
-    return counts(train), counts(scored)
+    """Counts per bin of `NumericBins` learned from the training values."""
+    bins = NumericBins.learn(train)
+    return bins.counts(train), bins.counts(scored)
 
 
 def categorical_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:

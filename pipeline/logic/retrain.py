@@ -15,8 +15,8 @@ def due_by_policy(
     champion_created: datetime | None,
     last_alerts: tuple[str, list[str]] | None,
 ) -> tuple[bool, str]:
-    """(due, reason). `last_alerts`: the last published run's id and the alerts it raised
-    (for `on_drift`), None when there is no published run."""
+    """(due, reason). `last_alerts` (for `on_drift`): the previous published run's id and the
+    alerts raised by it or since it was published; None when there is no published run."""
     if champion_created is None:
         return True, "no champion yet"
     if override in ("always", "never"):
@@ -34,8 +34,8 @@ def due_by_policy(
     if policy.policy == "on_drift":
         run_id, alerts = last_alerts or (None, [])
         if alerts:
-            return True, f"retrain.policy on_drift: run {run_id} raised alerts on {alerts}"
-        return False, "retrain.policy on_drift: the last published run raised no alert"
+            return True, f"retrain.policy on_drift: alerts since run {run_id}: {', '.join(alerts)}"
+        return False, "retrain.policy on_drift: no alert since the last published run"
     due = champion_created + timedelta(days=policy.every_days or 0) <= as_of
     return (
         due,

@@ -1,14 +1,16 @@
-"""README's "Job specs" reference, rendered from the spec model so the two cannot drift apart.
+"""docs/jobs.md's "Job specs" reference, rendered from the spec model so the two cannot drift
+apart.
 
 Every key of a job spec, its type, default and description comes from `pipeline/spec/`
 (`JobSpec.model_fields`, walked recursively). `python -m pipeline.maintenance.spec_docs`
-rewrites the table between the markers in README.md; `tests/unit/test_spec_docs.py` fails
-when it differs.
+rewrites the table between the markers in docs/jobs.md; `tests/unit/test_spec_docs.py`
+fails when it differs.
 """
 
 import sys
 import types
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal, TypeGuard, Union, get_args, get_origin
 
@@ -18,13 +20,13 @@ from pydantic.fields import FieldInfo
 
 from pipeline.spec import JobSpec, check_identifier
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+JOBS_DOC = Path(__file__).resolve().parents[2] / "docs" / "jobs.md"
 BEGIN, END = "<!-- job-specs -->", "<!-- /job-specs -->"
 COMMAND = "python -m pipeline.maintenance.spec_docs"
-# Required keys the loader fills in when a file leaves them out (pipeline/spec.py: load_spec).
+# Required keys the loader fills in when a file leaves them out (pipeline/spec/files.py: load_spec).
 LOADER_DEFAULTS = {"name": "the file's name"}
 BOUNDS = (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"))  # pydantic constraints
-WORDS = {str: "string", int: "integer", float: "number", bool: "boolean"}
+WORDS = {str: "string", int: "integer", float: "number", bool: "boolean", date: "date (YYYY-MM-DD)"}
 PLURALS = {"identifier": "identifiers", "string": "strings", "integer": "integers"}
 
 
@@ -112,13 +114,13 @@ def render() -> str:
 
 
 def documented(text: str) -> str:
-    """What a README holds between the markers."""
+    """What a page holds between the markers."""
     if text.count(BEGIN) != 1 or text.count(END) != 1:
-        raise ValueError(f"README must hold {BEGIN} and {END} once each")
+        raise ValueError(f"the page must hold {BEGIN} and {END} once each")
     return text.split(BEGIN)[1].split(END)[0]
 
 
-def update(path: Path = README) -> bool:
+def update(path: Path = JOBS_DOC) -> bool:
     """Rewrite the reference between the markers in `path`; whether anything changed."""
     text = path.read_text()
     old = documented(text)
@@ -131,7 +133,7 @@ def update(path: Path = README) -> bool:
 
 def main() -> int:
     changed = update()
-    print(f"{README.name}: 'Job specs' {'rewritten' if changed else 'already up to date'}")
+    print(f"docs/{JOBS_DOC.name}: 'Job specs' {'rewritten' if changed else 'already up to date'}")
     return 0
 
 

@@ -271,15 +271,18 @@ def check_target_in_table(url: str, spec: JobSpec) -> str:
     return check_target_values(spec, values)
 
 
-def write_suggestions(url: str, spec: JobSpec, overwrite: bool = False) -> list[Path]:
-    """Profile the current table and write starter suites; existing ones need `overwrite`.
+def write_suggestions(
+    url: str, spec: JobSpec, overwrite: bool = False, as_of: datetime | None = None
+) -> list[Path]:
+    """Profile the table as of `as_of` (default now) and write starter suites; existing ones
+    need `overwrite`.
 
     A target that does not fit the task is refused before any snapshot is taken.
     """
     target = check_target_in_table(url, spec)
     log.info("job %s: %s", spec.name, target)
     written = []
-    as_of = datetime.now(UTC)
+    as_of = as_of or datetime.now(UTC)
     for kind in KINDS:
         path = suite_path(spec.name, kind)
         if path.exists() and not overwrite:

@@ -18,6 +18,7 @@ import pandas as pd
 from pipeline.datafiles.snapshots import read_snapshot_table
 from pipeline.logic.realised import realised_metrics, worse_by
 from pipeline.spec import JobSpec, class_label
+from pipeline.warehouse.alerts import AlertRow, record_alerts
 from pipeline.warehouse.monitoring import record_performance
 from pipeline.warehouse.predictions import has_predictions, late_labelled_predictions
 from pipeline.warehouse.runs import kept_published_runs
@@ -55,7 +56,8 @@ def known_keys(url: str, spec: JobSpec, run: dict):
 
 
 def judge_run(url: str, spec: JobSpec, run: dict, holdout: dict) -> list[dict]:
-    """The performance rows of one run: every metric with its labelled count and verdict."""
+    """The performance rows of one run: every metric with its labelled and eligible counts
+    and verdict."""
     known = known_keys(url, spec, run)
     if known is None:
         log.info("run %s: no training snapshot to tell which labels were known", run["run_id"])
@@ -67,50 +69,68 @@ def judge_run(url: str, spec: JobSpec, run: dict, holdout: dict) -> list[dict]:
     limits = spec.monitoring.performance
     trusted = len(frame) >= limits.min_labelled
     metrics = realised_metrics(spec, frame) if len(frame) else {}
+    eligible = (run["rows_scored"] or 0) - len(known)  # scored, and unlabelled at its as_of
     rows = []
     for metric, value in metrics.items():
         reference = holdout.get(metric)
-        alert = bool(
-            trusted
-            and metric == spec.primary_metric
-            and reference is not None
-            and np.isfinite(value)
-            and worse_by(metric, value, reference) > limits.tolerance
-        )
+        finite = bool(np.isfinite(value))
+        gap = worse_by(metric, value, reference) if reference is not None and finite else None
         rows.append(
             {
                 "job": spec.name,
                 "run_id": run["run_id"],
                 "model_version": run["model_version"],
                 "metric": metric,
-                "value": value if np.isfinite(value) else None,
+                "value": value if finite else None,
                 "holdout": reference,
                 "labelled": len(frame),
                 "scored": run["rows_scored"],
+                "eligible": eligible,
+                "worse_by": gap,
+                "tolerance": limits.tolerance,
                 "trusted": trusted,
-                "alert": alert,
+                "alert": bool(
+                    trusted
+                    and metric == spec.primary_metric
+                    and gap is not None
+                    and gap > limits.tolerance
+                ),
             }
         )
     return rows
 
 
-def measure_performance(url: str, spec: JobSpec) -> list[str]:
+def performance_alert(row: dict) -> AlertRow:
+    """An alert row for a realised figure in alert."""
+    return AlertRow(
+        kind="performance",
+        subject=row["run_id"],
+        statistic=row["metric"],
+        value=row["value"],
+        threshold=row["tolerance"],
+        message=(
+            f"run {row['run_id']} (v{row['model_version']}) {row['metric']} "
+            f"{row['value']:.4f} vs holdout {row['holdout']:.4f}: worse by "
+            f"{row['worse_by']:.4f} > tolerance {row['tolerance']} "
+            f"(labelled {row['labelled']:,} of {row['eligible']:,} eligible)"
+        ),
+    )
+
+
+def measure_performance(url: str, spec: JobSpec, run_id: str | None = None) -> list[AlertRow]:
     """Judge every published run whose predictions are kept; store the figures in
-    scoring.model_performance; returns the alerts, one line each."""
+    scoring.model_performance and the alerts in scoring.alerts (raised by `run_id`, or by the
+    performance command when None); returns the alerts."""
     runs = kept_published_runs(url, spec.name)
     if not has_predictions(url, spec):
         log.info("realised performance: nothing published for %s yet", spec.name)
         return []
     rows = [row for run in runs for row in judge_run(url, spec, run, run["holdout"])]
     record_performance(url, spec.name, [run["run_id"] for run in runs], rows)
-    alerts = [
-        f"run {r['run_id']} {r['metric']} {r['value']:.4f} vs holdout {r['holdout']:.4f} "
-        f"({r['labelled']} labelled keys)"
-        for r in rows
-        if r["alert"]
-    ]
+    alerts = [performance_alert(r) for r in rows if r["alert"]]
+    record_alerts(url, spec.name, run_id, "performance", alerts)
     for alert in alerts:
-        log.warning("PERFORMANCE ALERT %s: %s", spec.name, alert)
+        log.warning("PERFORMANCE ALERT %s: %s", spec.name, alert.message)
     judged = sorted({r["run_id"] for r in rows})
     log.info("realised performance: %d run(s) with labels, %d alert(s)", len(judged), len(alerts))
     return alerts

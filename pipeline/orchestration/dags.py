@@ -26,8 +26,6 @@ from pipeline.spec import JobSpec, load_spec, spec_paths
 
 log = logging.getLogger(__name__)
 
-START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
-
 
 def airflow_warehouse() -> str:
     """The Airflow connection `warehouse` (env, secrets backend or metadata DB) as a URL."""
@@ -143,6 +141,8 @@ the current champion.
 
 - Spec: `{path.name}`; key `{spec.source.key}`, timestamp `{spec.source.timestamp}`,
   target `{spec.target}`; features: {", ".join(spec.features.all)}.
+- First logical date: {spec.schedule.start} (`schedule.start`); Airflow never catches up
+  on its own: backfill with `python -m pipeline backfill` or `airflow backfill create`.
 - Publishing updates the Asset `scoring.{spec.latest_view}`: schedule other DAGs on it.
 - Trigger parameters: `as_of` (ISO-8601 cut-off, not in the future; empty = the logical date),
   `force_promote` (promote the candidate even if the gate says no; recorded),
@@ -196,7 +196,7 @@ def build_dag(spec: JobSpec, path: Path):
         dag_id=spec.name,
         description=spec.description or f"Nightly scoring of {spec.source.table}",
         schedule=CronTriggerTimetable(spec.schedule.cron, timezone=spec.schedule.timezone),
-        start_date=START_DATE,
+        start_date=datetime.combine(spec.schedule.start, datetime.min.time(), UTC),
         catchup=False,
         max_active_runs=1,
         tags=sorted({"scoring", *spec.tags}),

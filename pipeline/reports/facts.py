@@ -12,10 +12,11 @@ from pipeline.datafiles.layout import predictions_dir
 from pipeline.datafiles.root import DataRoot
 from pipeline.datafiles.snapshots import open_snapshot, read_column
 from pipeline.errors import PipelineError
-from pipeline.logic.drift import categorical_histograms, decile_edges, numeric_histograms
+from pipeline.logic.drift import NumericBins, categorical_histograms, numeric_histograms
 from pipeline.reports.html import finite, short_number
 from pipeline.spec import JobSpec
 from pipeline.warehouse import models, monitoring, runs, validations
+from pipeline.warehouse.alerts import AlertRow, alerts_of_run
 from pipeline.warehouse.models import ModelVersion
 from pipeline.warehouse.monitoring import DriftRow, PerformanceRow
 from pipeline.warehouse.runs import RunRow
@@ -48,13 +49,15 @@ class ReportFacts:
     validations: list[ValidationRow]
     candidate: ModelVersion | None  # the version this run registered, if it fitted one
     serving: ModelVersion | None  # the version that scored the run
-    drift: list[DriftRow]
+    drift: list[DriftRow]  # the population that decides the run's alerts
+    alerts: list[AlertRow]  # every alert the run raised, as the summary and webhook have them
     snapshots: list[SnapshotRow]
     performance: list[PerformanceRow] | None  # None: no scoring.model_performance table
     scores: np.ndarray | None  # None when the run wrote no prediction files
     scores_note: str = ""
     distributions: list[Distribution] = field(default_factory=list)
     distributions_note: str = ""
+    drift_other: list[DriftRow] = field(default_factory=list)  # the other population, if any
 
     @property
     def rows_scored(self) -> int | None:
@@ -70,7 +73,9 @@ def gather(url: str, spec: JobSpec, run_id: str, root: DataRoot) -> ReportFacts:
     if run is None:
         raise PipelineError(f"job {job}: no run {run_id!r} in scoring.scoring_runs")
     serving = scoring_model(url, run)
-    drift = monitoring.drift_of_run(url, job, run_id)
+    measured = monitoring.drift_of_run(url, job, run_id)
+    drift = [r for r in measured if r.decides]
+    raised = alerts_of_run(url, job, run_id)
     snapshot_rows = snapshots_of_run(
         url,
         job,
@@ -79,8 +84,9 @@ def gather(url: str, spec: JobSpec, run_id: str, root: DataRoot) -> ReportFacts:
         run.as_of,
     )
     scores, scores_note = read_scores(root, run)
+    alerted = [a.subject for a in raised if a.kind == "drift"]
     distributions, distributions_note = drifted_distributions(
-        url, spec, drift, serving, snapshot_rows
+        url, spec, drift, alerted, serving, snapshot_rows
     )
     return ReportFacts(
         run=run,
@@ -90,6 +96,7 @@ def gather(url: str, spec: JobSpec, run_id: str, root: DataRoot) -> ReportFacts:
         candidate=models.model_of_run(url, job, run_id),
         serving=serving,
         drift=drift,
+        alerts=raised,
         snapshots=snapshot_rows,
         performance=monitoring.performance_of_job(url, job)
         if monitoring.has_performance_table(url)
@@ -98,6 +105,7 @@ def gather(url: str, spec: JobSpec, run_id: str, root: DataRoot) -> ReportFacts:
         scores_note=scores_note,
         distributions=distributions,
         distributions_note=distributions_note,
+        drift_other=[r for r in measured if not r.decides],
     )
 
 
@@ -137,16 +145,19 @@ def drifted_distributions(
     url: str,
     spec: JobSpec,
     drift: list[DriftRow],
+    alerted: list[str],
     serving: ModelVersion | None,
     snapshot_rows: list[SnapshotRow],
 ) -> tuple[list[Distribution], str]:
-    """Training against scoring histograms of the `TOP_DRIFTED` features with the highest PSI:
-    the serving model's training snapshot against this run's scoring snapshot, binned by
+    """Training against scoring histograms of every feature in `alerted` (whatever statistic
+    raised it), then of the features with the highest PSI, `TOP_DRIFTED` at least: the serving
+    model's training snapshot against this run's scoring snapshot, binned by
     `pipeline.logic.drift`'s own histogram functions."""
+    candidates = [r for r in psi_rows(drift) if r.feature in spec.features.all]
     ranked = sorted(
-        (r for r in psi_rows(drift) if r.feature in spec.features.all and finite(r.value)),
-        key=lambda r: -(r.value or 0.0),
-    )[:TOP_DRIFTED]
+        candidates,
+        key=lambda r: (r.feature not in alerted, -(r.value if finite(r.value) else -1.0)),
+    )[: max(TOP_DRIFTED, len(set(alerted)))]
     if not ranked:
         return [], "No drift was measured for this run."
     training = training_snapshot(url, serving)
@@ -170,7 +181,7 @@ def drifted_distributions(
         numeric = row.feature in spec.features.numeric
         if numeric:
             counts = numeric_histograms(train, score)
-            labels = numeric_bin_labels(train)
+            labels = NumericBins.learn(train).labels(short_number)
         else:
             counts = categorical_histograms(train, score)
             labels = categorical_bin_labels(train, score)
@@ -192,23 +203,6 @@ def training_snapshot(url: str, serving: ModelVersion | None) -> SnapshotRow | N
         f"model v{serving.version} of {serving.job}",
         model_version=serving.version,
     )
-
-
-def numeric_bin_labels(train) -> list[str]:
-    """Labels of `numeric_histograms`' bins: its training deciles, then missing."""
-    edges = decile_edges(train)
-    if len(edges) == 0:
-        inner = ["(no values)"]
-    elif len(edges) == 1:
-        inner = [f"= {short_number(edges[0])}"]
-    elif len(edges) == 2:
-        inner = [f"{short_number(edges[0])} – {short_number(edges[1])}"]
-    else:
-        cuts = [short_number(e) for e in edges[1:-1]]
-        inner = [f"≤ {cuts[0]}"]
-        inner += [f"{lo} – {hi}" for lo, hi in zip(cuts, cuts[1:], strict=False)]
-        inner.append(f"> {cuts[-1]}")
-    return [*inner, "missing"]
 
 
 def categorical_bin_labels(train, scored) -> list[str]:

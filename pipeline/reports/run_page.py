@@ -24,7 +24,7 @@ from pipeline.reports.charts import (
     histogram_svg,
     line_chart_svg,
 )
-from pipeline.reports.facts import TOP_DRIFTED, Distribution, ReportFacts, gather, psi_rows
+from pipeline.reports.facts import Distribution, ReportFacts, gather, psi_rows
 from pipeline.reports.html import (
     badge,
     esc,
@@ -49,6 +49,7 @@ from pipeline.warehouse.monitoring import DriftRow, PerformanceRow
 log = logging.getLogger(__name__)
 
 SCORE_BINS = 20
+ALERT_KINDS_SHOWN = ("drift", "performance", "validation_warning")
 PERFORMANCE_POINTS = 60  # the latest values per metric shown
 
 
@@ -82,6 +83,18 @@ def report_run(url: str, job: str, run_id: str, spec: JobSpec | None = None) -> 
         return None
 
 
+def alert_banner(facts: ReportFacts) -> str:
+    """Every alert of the run, red, above everything else: the same rows, in the same words,
+    as the summary and the webhook."""
+    if not facts.alerts:
+        return ""
+    items = "".join(f"<li>[{esc(a.kind)}] {esc(a.message)}</li>" for a in facts.alerts)
+    return (
+        f'<div class="banner alert" role="alert"><strong>{len(facts.alerts)} alert(s)'
+        f"</strong><ul>{items}</ul></div>"
+    )
+
+
 def render_report(spec: JobSpec, facts: ReportFacts) -> str:
     run = facts.run
     title = f"{spec.name} · run {run.run_id} · {run.status}"
@@ -102,7 +115,7 @@ def render_report(spec: JobSpec, facts: ReportFacts) -> str:
     )
     return page(
         title,
-        f"{header_section(spec, facts)}"
+        f"{header_section(spec, facts)}{alert_banner(facts)}"
         f'<nav class="toc" aria-label="Sections">{toc}'
         f' · <a href="../{INDEX}">all runs of {esc(spec.name)}</a></nav>'
         f"<main>{body}</main>"
@@ -167,12 +180,24 @@ def glance_section(spec: JobSpec, facts: ReportFacts) -> str:
         )
     levels = drift_levels(facts.drift)
     if facts.drift:
+        drifted = sorted({a.subject for a in facts.alerts if a.kind == "drift"})
         facts_html.append(
-            (
-                "Drift",
-                f"{len(levels['alert'])} alert(s), {len(levels['watch'])} watch",
-            )
+            ("Drift", f"{len(drifted)} alert(s), {len(levels['watch'] - set(drifted))} watch")
         )
+    by_kind = {kind: sum(a.kind == kind for a in facts.alerts) for kind in ALERT_KINDS_SHOWN}
+    facts_html.append(
+        (
+            "Alerts",
+            f"{len(facts.alerts)}"
+            + (
+                " ("
+                + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in by_kind.items() if n)
+                + ")"
+                if facts.alerts
+                else ""
+            ),
+        )
+    )
     cards = "".join(
         f'<div class="fact"><span class="label">{name}</span>'
         f'<span class="value">{value}</span></div>'
@@ -400,8 +425,25 @@ def drift_section(spec: JobSpec, facts: ReportFacts) -> str:
             else "",
         )
     ]
+    population = ordered[0].population if ordered else "all"
+    rows = ordered[0].rows if ordered else None
+    which = (
+        "the rows new or changed since the previous published run"
+        if population == "new"
+        else "the whole scored table"
+    )
+    out.append(f"<p>Alerts come from <strong>{esc(which)}</strong> ({fmt_int(rows)} rows).</p>")
     out.append(drift_table(facts.drift, ordered))
-    out.append(f"<h3>The {TOP_DRIFTED} most drifted features</h3>")
+    if facts.drift_other:
+        other = facts.drift_other[0]
+        name = (
+            "the rows new since the previous published run"
+            if other.population == "new"
+            else "the whole scored table"
+        )
+        out.append(f"<h3>The same statistics on {esc(name)} ({fmt_int(other.rows)} rows)</h3>")
+        out.append(drift_table(facts.drift_other, psi_rows(facts.drift_other)))
+    out.append("<h3>Distributions: the features that alerted, then the most drifted</h3>")
     if facts.distributions_note:
         out.append(f'<p class="note">{esc(facts.distributions_note)}</p>')
     for i, dist in enumerate(facts.distributions):
@@ -503,16 +545,34 @@ def performance_section(rows: list[PerformanceRow] | None) -> str:
             esc(f"v{r.model_version}"),
             esc(r.metric),
             fmt_metric(r.value),
-            fmt_int(r.labelled),
+            fmt_metric(r.holdout),
+            fmt_metric(r.worse_by),
+            fmt_metric(r.tolerance),
+            f"{fmt_int(r.labelled)} of {fmt_int(r.eligible)}",
+            "yes" if r.trusted else "no (too few labels)",
+            badge("alert") if r.alert else "",
             esc(fmt_time(r.computed_at)),
         ]
         for r in rows[-PERFORMANCE_POINTS:]
     ]
     out.append(
         table(
-            ["run", "model", "metric", "value", "labelled rows", "computed"],
+            [
+                "run",
+                "model",
+                "metric",
+                "value",
+                "holdout",
+                "worse by",
+                "tolerance",
+                "labelled of eligible",
+                "trusted",
+                "alert",
+                "computed",
+            ],
             table_rows,
-            numeric=(3, 4),
+            numeric=(3, 4, 5, 6, 7),
+            caption="Eligible: the keys a run scored that had no label at its as_of.",
         )
     )
     return "".join(out)

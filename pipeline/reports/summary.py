@@ -8,7 +8,9 @@ from pathlib import Path
 from pipeline.config import airflow_ui_url, data_root, jobs_dir
 from pipeline.spec import JobSpec, find_spec
 from pipeline.warehouse import models, monitoring, runs, snapshots, validations
+from pipeline.warehouse.alerts import alerts_of_run
 from pipeline.warehouse.models import ModelVersion
+from pipeline.warehouse.monitoring import PerformanceRow
 from pipeline.warehouse.runs import RunRow
 from pipeline.warehouse.snapshots import SnapshotRow
 
@@ -70,11 +72,16 @@ def run_summary(url: str, spec: JobSpec, run: RunRow, seconds: float) -> list[st
         out.append(f"report: {page_link(run.report_uri)}")
     if run.status == "published":
         out.append(f"rows scored {run.rows_scored or 0:,}")
-        timings = run.timings or {}
-        out.append("seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+        out.append("seconds per stage: " + timings_text(run.timings or {}))
         out += analyst_sql(spec)
     out.append("=" * 72)
     return out
+
+
+def timings_text(timings: dict) -> str:
+    """Every stage's seconds, slowest first: `score 3.1, publish 2.0, ...`."""
+    ordered = sorted(timings.items(), key=lambda item: -float(item[1]))
+    return ", ".join(f"{stage} {float(seconds):.1f}" for stage, seconds in ordered)
 
 
 def run_snapshots(url: str, run: RunRow) -> list[SnapshotRow]:
@@ -141,27 +148,24 @@ def decision_line(version: ModelVersion) -> str:
 
 
 def drift_lines(url: str, spec: JobSpec, run: RunRow) -> list[str]:
-    """Drift alerts and features to watch, realised-performance alerts, what the policy did."""
-    rows = monitoring.drift_of_run(url, spec.name, run.run_id, ("alert", "watch"))
-    out = []
-    for level in ("alert", "watch"):
-        found = [r for r in rows if r.level == level]
-        if found:
-            items = ", ".join(
-                f"{r.feature} {r.statistic} {r.value:.3f}"
-                f" > {r.threshold if level == 'alert' else r.watch}"
-                for r in found
-            )
-            out.append(f"{'DRIFT ALERTS' if level == 'alert' else 'drift to watch'}: {items}")
-    recorded = run.monitoring or {}
-    if recorded:
+    """The run's alerts (the rows every surface reads), features to watch, the realised
+    performance of the newest runs, and what the retrain policy does next."""
+    raised = alerts_of_run(url, spec.name, run.run_id)
+    out = [f"ALERTS ({len(raised)}):"] if raised else []
+    out += [f"  [{a.kind}] {a.message}" for a in raised]
+    watch = [
+        r for r in monitoring.drift_of_run(url, spec.name, run.run_id, ("watch",)) if r.decides
+    ]
+    if watch:
+        items = ", ".join(f"{r.feature} {r.statistic} {r.value:.3f} >= {r.watch}" for r in watch)
+        out.append(f"drift to watch: {items}")
+    measured = run.monitoring is not None
+    if measured:
         out += performance_lines(url, spec)
-    for alert in recorded.get("performance_alerts", []):
-        out.append(f"PERFORMANCE ALERT: {alert}")
-    if not out and recorded:
+    if measured and not raised:
         out.append("drift: nothing above its thresholds; no performance alert")
-    alerted = recorded.get("drift_alerts") or recorded.get("performance_alerts")
-    if alerted and spec.retrain.policy == "on_drift":
+    drifting = any(a.kind in ("drift", "performance") for a in raised)
+    if drifting and spec.retrain.policy == "on_drift":
         out.append("the next run retrains (retrain.policy on_drift)")
     return out
 
@@ -169,14 +173,20 @@ def drift_lines(url: str, spec: JobSpec, run: RunRow) -> list[str]:
 def performance_lines(url: str, spec: JobSpec, shown: int = 3) -> list[str]:
     """The primary metric of the newest runs judged on late labels, beside their holdout."""
     rows = monitoring.performance_of_job(url, spec.name, spec.primary_metric)[-shown:][::-1]
-    return [
-        f"realised {spec.primary_metric} of run {r.run_id} (v{r.model_version}): "
-        + ("-" if r.value is None else f"{r.value:.4f}")
-        + f" over {r.labelled:,} late labels, holdout "
-        + ("-" if r.holdout is None else f"{r.holdout:.4f}")
-        + ("" if r.trusted else " (too few labels to judge)")
-        for r in rows
-    ]
+    return [f"realised {spec.primary_metric} of {performance_text(r)}" for r in rows]
+
+
+def performance_text(row: PerformanceRow) -> str:
+    """`run X (v1): 0.7469, holdout 0.7713, worse by 0.0244 (tolerance 0.05); labelled 2,035
+    of 4,000 eligible`, and whether it is trusted."""
+    value = "-" if row.value is None else f"{row.value:.4f}"
+    holdout = "-" if row.holdout is None else f"{row.holdout:.4f}"
+    text = f"run {row.run_id} (v{row.model_version}): {value}, holdout {holdout}"
+    if row.worse_by is not None:
+        text += f", worse by {row.worse_by:.4f} (tolerance {row.tolerance})"
+    eligible = "-" if row.eligible is None else f"{row.eligible:,}"
+    text += f"; labelled {row.labelled:,} of {eligible} eligible"
+    return text + ("" if row.trusted else " (too few labels to judge)")
 
 
 def analyst_sql(spec: JobSpec) -> list[str]:

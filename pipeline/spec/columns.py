@@ -9,6 +9,7 @@ TIMESTAMP_TYPES = {"timestamp with time zone", "timestamp without time zone", "d
 # The Postgres types a column may have for the role the spec gives it.
 ALLOWED_TYPES = {
     "source.timestamp": TIMESTAMP_TYPES,
+    "source.label_timestamp": TIMESTAMP_TYPES,
     "features.numeric": NUMERIC_TYPES,
     "features.boolean": {"boolean"},
 }
@@ -22,6 +23,8 @@ def check_columns(spec: JobSpec, columns: dict[str, str]) -> None:
         ("source.timestamp", spec.source.timestamp),
         ("target", spec.target),
     ]
+    if spec.source.label_timestamp:
+        wanted.append(("source.label_timestamp", spec.source.label_timestamp))
     for kind in ("numeric", "categorical", "boolean"):
         for i, column in enumerate(getattr(spec.features, kind)):
             wanted.append((f"features.{kind}[{i}]", column))

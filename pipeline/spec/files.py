@@ -44,7 +44,7 @@ def describe_validation_error(path: Path, exc: ValidationError) -> str:
         key = key.lstrip(".") or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see README 'Job specs')"
+            message = "unknown key (check the spelling; see docs/jobs.md 'Job specs')"
         lines.append(f"  {key}: {message}")
     return "\n".join(lines)
 

@@ -95,7 +95,7 @@ class JobSpec(Strict):
     alerts: Alerts = Field(
         Alerts(),
         description="where failures, validation warnings, drift and performance alerts are "
-        'sent (README "Alerts"); none configured: nothing is sent',
+        'sent (docs/jobs.md "Alerts"); none configured: nothing is sent',
     )
     retries: int = Field(
         2,
@@ -139,9 +139,13 @@ class JobSpec(Strict):
                 raise ValueError(f"features: column {column!r} is listed twice")
             seen.add(column)
         reserved = {self.source.key, self.source.timestamp, self.target}
+        if self.source.label_timestamp:
+            reserved.add(self.source.label_timestamp)
         clash = reserved & seen
         if clash:
-            raise ValueError(f"features: {sorted(clash)} is the key, timestamp or target column")
+            raise ValueError(
+                f"features: {sorted(clash)} is the key, a timestamp or the target column"
+            )
         self._check_classes()
         if self.model.estimator not in estimators.names(self.task):
             raise ValueError(
@@ -214,3 +218,7 @@ class JobSpec(Strict):
     @property
     def performance_view(self) -> str:
         return f"{self.name}_performance"
+
+    @property
+    def alerts_view(self) -> str:
+        return f"{self.name}_alerts"

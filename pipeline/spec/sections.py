@@ -2,8 +2,11 @@
 validation, retention, alerts), each a strict pydantic model with a description per key."""
 
 import re
+from datetime import date
 from typing import Annotated, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -16,6 +19,8 @@ from pydantic import (
 
 from pipeline.spec import estimators
 from pipeline.spec.names import LOWER_IS_BETTER, METRICS, Identifier, check_identifier
+
+EARLIEST_START = date(2000, 1, 1)
 
 
 class Strict(BaseModel):
@@ -35,7 +40,15 @@ class Source(Strict):
     )
     timestamp: Identifier = Field(
         description="a timestamp or date column: a run's snapshots keep the rows where it is "
-        "before the run's `as_of`"
+        "before the run's `as_of`. Its contract: a row's timestamp is when it last changed "
+        "(see docs/jobs.md 'Time')"
+    )
+    label_timestamp: Identifier | None = Field(
+        None,
+        description="a timestamp column saying when each row's target became known (a label "
+        "that lands days after the row): a training snapshot then keeps only the rows labelled "
+        "before the run's `as_of`, so a backfill learns only from labels known at its cut-off. "
+        "Unset: a row's target counts as known once its `timestamp` is before the cut-off",
     )
 
     @field_validator("table")
@@ -154,6 +167,8 @@ class Retrain(Strict):
 
 
 class Schedule(Strict):
+    """When Airflow runs the job, and the first date it may run for."""
+
     cron: str = Field(
         "0 2 * * *",
         description="when Airflow starts a run: a 5-field cron expression "
@@ -163,12 +178,30 @@ class Schedule(Strict):
         "UTC",
         description="the time zone `cron` is read in, an IANA name, e.g. `Europe/Berlin`",
     )
+    start: date = Field(
+        EARLIEST_START,
+        description="the DAG's start date: Airflow runs no logical date before it, so a "
+        "backfill may go back to it and no further. The default is far in the past so that "
+        "any cut-off a user gives works; the DAG never catches up on its own "
+        "(`catchup` is off): backfills are asked for",
+    )
 
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
+        if len(value.split()) != 5 or not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a 5-field cron expression")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a time zone name (IANA, e.g. UTC or Europe/Berlin)"
+            ) from None
         return value
 
 
@@ -247,6 +280,15 @@ class Monitoring(Strict):
         le=1.0,
         description="a change of a feature's share of NULLs (scored minus training, either "
         "way) larger than this is an alert",
+    )
+    min_new_rows: int = Field(
+        1_000,
+        ge=1,
+        description="drift is measured on two populations: the whole scored table and the rows "
+        "new or changed since the previous published run (timestamp at or after its as_of). "
+        "Alerts and `retrain.policy: on_drift` use the new rows when there are at least this "
+        "many of them (the sampling noise of a PSI over 1,000 rows is about 0.01), else the "
+        "whole table",
     )
     on_alert: Literal["record", "fail"] = Field(
         "record",
@@ -362,7 +404,7 @@ class EmailAlerts(Strict):
 
 
 class Alerts(Strict):
-    """Who is told when a run fails or finds something wrong (README "Alerts")."""
+    """Who is told when a run fails or finds something wrong (docs/jobs.md "Alerts")."""
 
     webhook: WebhookAlerts = Field(
         WebhookAlerts(),

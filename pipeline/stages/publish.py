@@ -29,7 +29,7 @@ from pipeline.reports.summary import log_run_summary
 from pipeline.spec import JobSpec
 from pipeline.warehouse.jobs import ensure_job_objects
 from pipeline.warehouse.predictions import delete_run_predictions, publish_predictions
-from pipeline.warehouse.runs import prunable_runs
+from pipeline.warehouse.runs import prunable_runs, record_timing
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +60,11 @@ def publish(
             }
             for c in checks
         ],
-        timings={
-            "snapshot_training": training.seconds,
-            "snapshot_scoring": scoring.seconds,
-            "validate": sum(c.seconds for c in checks),
-            "train": model.train_seconds,
-            "score": max((p.seconds for p in parts), default=0.0),
-            "monitor": drift.seconds,
-        },
         scoring_snapshot_id=scoring.snapshot_id,
         training_snapshot_id=training.snapshot_id,
     )
     published = publish_run(ctx.url, ctx.spec, ctx.run, parts, record)
+    record_timing(ctx.url, ctx.spec.name, ctx.run.run_id, "publish", published.seconds)
     prune_predictions(ctx.url, ctx.spec)
     report_run(ctx.url, ctx.spec.name, ctx.run.run_id, ctx.spec)
     log_run_summary(ctx.url, ctx.spec, ctx.run.run_id)

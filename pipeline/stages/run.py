@@ -13,6 +13,7 @@ from pipeline.spec import JobSpec, load_spec
 from pipeline.spec.names import KINDS
 from pipeline.validation.suites import read_suite
 from pipeline.warehouse import db, models, runs
+from pipeline.warehouse.alerts import AlertRow, alerts_since
 from pipeline.warehouse.jobs import lock_job
 
 log = logging.getLogger(__name__)
@@ -83,14 +84,19 @@ def decide_retrain(ctx: Context, *checks: Validation) -> RetrainDecision:
 def retrain_due(url: str, spec: JobSpec, as_of: datetime, override: str) -> tuple[bool, str]:
     """(due, reason) for a job at `as_of` with the trigger's `retrain` override."""
     champion = models.champion(url, spec.name)
-    last = runs.newest_published(url, spec.name) if spec.retrain.policy == "on_drift" else None
-    alerts = None
-    if last is not None:
-        found = last.monitoring or {}
-        alerts = (
-            last.run_id,
-            [*found.get("drift_alerts", []), *found.get("performance_alerts", [])],
-        )
-    return due_by_policy(
-        spec.retrain, as_of, override, champion.created_at if champion else None, alerts
-    )
+    raised = None
+    if spec.retrain.policy == "on_drift":
+        last = runs.previous_published(url, spec.name, as_of)
+        if last is not None:
+            found = alerts_since(url, spec.name, last.run_id, last.published_at)
+            raised = (last.run_id, list(dict.fromkeys(alert_name(a) for a in found)))
+    created = champion.created_at if champion else None
+    return due_by_policy(spec.retrain, as_of, override, created, raised)
+
+
+def alert_name(alert: AlertRow) -> str:
+    """An alert in a few words: `amount (drift)`, `run X roc_auc (performance)`."""
+    if alert.kind == "performance":
+        origin = "" if alert.run_id else ", from the performance command"
+        return f"run {alert.subject} {alert.statistic} (performance{origin})"
+    return f"{alert.subject} ({alert.kind})"

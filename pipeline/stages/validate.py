@@ -26,6 +26,7 @@ from pipeline.validation.findings import (
 )
 from pipeline.validation.gx import run_suite
 from pipeline.validation.suites import build_suite
+from pipeline.warehouse.alerts import AlertRow, record_alerts
 from pipeline.warehouse.snapshots import previous_row_count
 from pipeline.warehouse.validations import record_validation
 
@@ -52,10 +53,23 @@ def validate(ctx: Context, manifest: Manifest) -> Validation:
     summary = validate_snapshot(
         ctx.url, ctx.spec, manifest, ctx.run.run_id, build_suite(raw, where)
     )
-    warnings = [f["message"] for f in summary.failures if f["severity"] == "warning"]
+    warnings = [
+        AlertRow(
+            kind="validation_warning",
+            subject=summary.suite,
+            statistic=f["expectation"],
+            value=f["unexpected_count"],
+            message=f["message"],
+        )
+        for f in summary.failures
+        if f["severity"] == "warning"
+    ]
+    kind = "validation_warning"
+    record_alerts(ctx.url, ctx.spec.name, ctx.run.run_id, kind, warnings, subject=summary.suite)
     if warnings:
         title = f"{len(warnings)} validation warning(s) in the {manifest.kind} snapshot"
-        alerts.send_for_run(ctx.spec, ctx.run.run_id, "validation_warning", title, warnings)
+        lines = [w.message for w in warnings]
+        alerts.send_for_run(ctx.spec, ctx.run.run_id, kind, title, lines)
     return summary
 
 

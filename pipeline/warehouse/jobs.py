@@ -53,6 +53,7 @@ def render_job_objects(conn, spec: JobSpec, key_pg_type: str) -> str:
             lineage=db.scoring_ident(spec.lineage_view),
             drift=db.scoring_ident(spec.drift_view),
             performance=db.scoring_ident(spec.performance_view),
+            alerts=db.scoring_ident(spec.alerts_view),
             job=sql.Literal(spec.name),
             key_type=sql.SQL(KEY_TYPES[key_pg_type]),
             score_meaning=sql.Literal(score_meaning(spec)),
@@ -101,7 +102,8 @@ def ensure_job_objects(url: str, spec: JobSpec) -> bool:
             raise PipelineError(
                 f"job {spec.name}: its table and views in schema scoring are {state}, and this "
                 "login may not create them (no DDL at run time). Deploy them: run "
-                "`python -m pipeline migrate` as a member of scoring_owner (README 'Roles')"
+                "`python -m pipeline migrate` as a member of scoring_owner "
+                "(docs/operations.md 'Roles')"
             )
         cur.execute("SET LOCAL lock_timeout = %s", (DDL_LOCK_TIMEOUT,))
         cur.execute("SET LOCAL ROLE scoring_owner")

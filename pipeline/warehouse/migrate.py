@@ -1,8 +1,8 @@
 """Apply the SQL migrations in `sql/migrations/` once each, in order: the deploy step.
 
-Run by a login in `scoring_owner` (README "Roles"), which ends up owning every object. A run
-calls it too, but then it only reads which migrations are applied: with none pending it does
-no DDL, so a `scoring_writer` login never needs rights it does not have.
+Run by a login in `scoring_owner` (docs/operations.md "Roles"), which ends up owning every
+object. A run calls it too, but then it only reads which migrations are applied: with none
+pending it does no DDL, so a `scoring_writer` login never needs rights it does not have.
 """
 
 import logging
@@ -53,7 +53,7 @@ def migrate(url: str) -> list[str]:
     except errors.InsufficientPrivilege as exc:
         raise ConfigError(
             f"cannot migrate the scoring schema as this login: {exc.diag.message_primary}. "
-            f"Run `python -m pipeline migrate` as a member of {OWNER} (README 'Roles')"
+            f"Run `python -m pipeline migrate` as a member of {OWNER} (docs/operations.md 'Roles')"
         ) from None
     except errors.LockNotAvailable:
         raise ConfigError(

@@ -21,7 +21,10 @@ class DriftRow(db.Row):
     threshold: float
     level: str | None = None
     watch: float | None = None
-    alert: bool = False
+    alert: bool = False  # a drift alert of the run: over its threshold, in the deciding population
+    population: str = "all"  # all: the whole scored table; new: rows new since the last run
+    rows: int | None = None
+    decides: bool = True  # the population the run's alerts come from
 
     @property
     def grade(self) -> str:
@@ -43,6 +46,9 @@ class PerformanceRow(db.Row):
     alert: bool
     holdout: float | None = None
     computed_at: datetime | None = None
+    eligible: int | None = None  # scored keys unlabelled at the run's as_of
+    worse_by: float | None = None  # than holdout; negative: better
+    tolerance: float | None = None
 
 
 def record_drift(url: str, job: str, run_id: str, rows: list[DriftRow]) -> None:
@@ -63,8 +69,11 @@ def record_drift(url: str, job: str, run_id: str, rows: list[DriftRow]) -> None:
                     "value": r.value if r.value is not None and math.isfinite(r.value) else None,
                     "threshold": r.threshold,
                     "watch": r.watch,
-                    "alert": r.grade == "alert",
+                    "alert": r.alert,
                     "level": r.grade,
+                    "population": r.population,
+                    "rows": r.rows,
+                    "decides": r.decides,
                 }
                 for r in rows
             ],
@@ -76,10 +85,10 @@ def drift_of_run(url: str, job: str, run_id: str, levels: tuple[str, ...] = ()) 
     return db.fetch_rows(
         url,
         DriftRow,
-        "SELECT feature, statistic, value, threshold, watch, level, alert"
-        " FROM scoring.drift_reports WHERE job = %s AND run_id = %s"
+        "SELECT feature, statistic, value, threshold, watch, level, alert, population, rows,"
+        " decides FROM scoring.drift_reports WHERE job = %s AND run_id = %s"
         " AND (cardinality(%s::text[]) = 0 OR level = ANY(%s::text[]))"
-        " ORDER BY level, feature, statistic",
+        " ORDER BY decides DESC, feature, statistic",
         (job, run_id, list(levels), list(levels)),
     )
 

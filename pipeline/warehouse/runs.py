@@ -81,7 +81,7 @@ def record_start(cur, run: Run) -> None:
         " ON CONFLICT (job, run_id) DO UPDATE SET as_of = EXCLUDED.as_of,"
         " logical_date = EXCLUDED.logical_date, spec = EXCLUDED.spec,"
         " spec_sha256 = EXCLUDED.spec_sha256, suites_sha256 = EXCLUDED.suites_sha256,"
-        " heartbeat_at = now(),"
+        " heartbeat_at = now(), timings = NULL,"
         " status = CASE WHEN scoring.scoring_runs.status = 'published' THEN 'published'"
         " ELSE 'running' END, error = NULL",
         {**run.to_json(), "spec": dumps(run.spec)},
@@ -191,6 +191,19 @@ def set_field(url: str, job: str, run_id: str, column: str, value: Any) -> None:
         )
 
 
+def record_timing(url: str, job: str, run_id: str, stage: str, seconds: float) -> None:
+    """A stage's seconds in the run's `timings`; for a stage run once per partition, the
+    slowest partition's."""
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE scoring.scoring_runs SET timings = coalesce(timings, '{}'::jsonb)"
+            " || jsonb_build_object(%(stage)s::text, greatest(%(seconds)s::float8,"
+            " coalesce((timings ->> %(stage)s)::float8, 0)))"
+            " WHERE job = %(job)s AND run_id = %(run_id)s",
+            {"stage": stage, "seconds": round(seconds, 3), "job": job, "run_id": run_id},
+        )
+
+
 def set_snapshot_id(cur, job: str, run_id: str, kind: str, snapshot_id: int) -> None:
     """The run's `<kind>_snapshot_id`, unless the run is already published: a re-run's
     snapshot must not re-point predictions made from another."""
@@ -238,7 +251,6 @@ def mark_published(
             "status": "published",
             "error": None,
             "code_version": code,
-            "timings": record.timings,
             "published_at": when,
             **ids,
         },
@@ -288,6 +300,29 @@ def newest_published(url: str, job: str) -> RunRow | None:
         " ORDER BY as_of DESC, published_at DESC LIMIT 1",
         (job,),
     )
+
+
+def previous_published(url: str, job: str, as_of: datetime) -> RunRow | None:
+    """The published run with the latest as_of before `as_of`: the run before it in time (for
+    a backfill, the previous cut-off)."""
+    return db.fetch_row(
+        url,
+        RunRow,
+        "SELECT * FROM scoring.scoring_runs WHERE job = %s AND status = 'published'"
+        " AND as_of < %s ORDER BY as_of DESC, published_at DESC LIMIT 1",
+        (job, as_of),
+    )
+
+
+def published_as_ofs(url: str, job: str) -> dict[datetime, str]:
+    """The as_of of every published run of the job, with its run id (the newest for each)."""
+    rows = db.fetch_all(
+        url,
+        "SELECT DISTINCT ON (as_of) as_of, run_id FROM scoring.scoring_runs"
+        " WHERE job = %s AND status = 'published' ORDER BY as_of, published_at DESC",
+        (job,),
+    )
+    return {row["as_of"]: row["run_id"] for row in rows}
 
 
 def published_run(url: str, job: str, run_id: str) -> RunRow | None:

@@ -60,6 +60,10 @@ def build_snapshot_query(spec: JobSpec, kind: str, column_types: dict[str, str])
     conditions = [sql.SQL("{} < %(as_of)s").format(sql.Identifier(spec.source.timestamp))]
     if kind == "training":
         conditions.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(spec.target)))
+        if spec.source.label_timestamp:  # only labels already known at the cut-off
+            conditions.append(
+                sql.SQL("{} < %(as_of)s").format(sql.Identifier(spec.source.label_timestamp))
+            )
     return sql.SQL("SELECT {columns} FROM {table} WHERE {where} ORDER BY {key}").format(
         columns=sql.SQL(", ").join(select),
         table=db.table_ident(spec.source.table),

@@ -67,11 +67,14 @@ def test_drift_demo_shows_alerts_performance_retrain_webhook_and_reports(
 
     # run 1: as usual
     assert "drift: nothing above its thresholds; no performance alert" in run1
-    assert not any(line.startswith("DRIFT ALERTS") for line in run1)
+    assert not any(line.startswith("ALERTS") for line in run1)
 
     # run 2: drift alerts on exactly the shifted features, the unseen category and the score
-    [alerts] = [line for line in run2 if line.startswith("DRIFT ALERTS: ")]
-    items = alerts.removeprefix("DRIFT ALERTS: ").split(", ")
+    items = [
+        line.removeprefix("  [drift] ").replace(":", "", 1)
+        for line in run2
+        if line.startswith("  [drift] ")
+    ]
     assert {item.split(" ")[0] for item in items} == {
         "(score)",
         "last_login_days",
@@ -90,15 +93,15 @@ def test_drift_demo_shows_alerts_performance_retrain_webhook_and_reports(
     realised = [line for line in run2 if line.startswith(f"realised roc_auc of run {first} ")]
     assert len(realised) == 1, run2
     assert re.fullmatch(
-        rf"realised roc_auc of run {re.escape(first)} \(v1\): 0\.\d{{4}} over [\d,]+ late labels,"
-        r" holdout 0\.\d{4}",
+        rf"realised roc_auc of run {re.escape(first)} \(v1\): 0\.\d{{4}}, holdout 0\.\d{{4}},"
+        r" worse by -?0\.\d{4} \(tolerance 0\.05\); labelled [\d,]+ of [\d,]+ eligible",
         realised[0],
     )
     assert "the next run retrains (retrain.policy on_drift)" in run2
 
     # run 3: retrains because of run 2's alerts
     [retrain] = [line for line in run3 if line.startswith("retrain: ")]
-    assert retrain.startswith(f"retrain: retrain.policy on_drift: run {second} raised alerts")
+    assert retrain.startswith(f"retrain: retrain.policy on_drift: alerts since run {second}: ")
     assert "monthly_charges" in retrain and "last_login_days" in retrain
     assert any(line.startswith("model: ") and "candidate v2" in line for line in run3), run3
 

@@ -7,13 +7,16 @@ The test owns the process group of every Airflow process it starts and ends it, 
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from helpers import query
-from pipeline.local import airflow_stack
+from pipeline.local import airflow_home, airflow_stack
 from pipeline.local.demo_data import seed_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
@@ -111,3 +114,54 @@ def test_trigger_with_params_runs_the_dag_on_real_airflow(airflow_services, jobs
     assert set(logged) == expected_logs
     problems = [p for name, records in sorted(logged.items()) for p in log_problems(name, records)]
     assert not problems, "\n".join(problems)
+
+
+def test_airflow_backfill_create_runs_the_cut_offs_through_the_scheduler(airflow_services, jobs):
+    """The deployment's way to backfill, as docs/operations.md shows it: `airflow backfill
+    create` makes one run per cron time in the range, which the scheduler runs oldest first;
+    each run's cut-off is its logical date."""
+    api, home = airflow_services
+    url = os.environ["DATABASE_URL"]
+    seed_table(url, "demo.deliveries", 3_000)
+    spec = yaml.safe_load((jobs / "delivery_delay.yaml").read_text())
+    spec["schedule"] = {"cron": "0 0 1 * *"}  # monthly: two cut-offs in the range below
+    (jobs / "delivery_delay.yaml").write_text(yaml.safe_dump(spec))
+    dates = ("2026-03-01T00:00:00+00:00", "2026-04-01T00:00:00+00:00")
+    airflow = str(Path(sys.executable).parent / "airflow")
+    # the stack's own settings, from its airflow.cfg (not this test session's)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env.update(AIRFLOW_HOME=str(home), **airflow_home.as_env(airflow_home.sqlite_settings()))
+    deadline = time.monotonic() + DEADLINE_S
+    while "0 0 1 * *" not in json.dumps(api.try_call("GET", "/api/v2/dags/delivery_delay")):
+        assert time.monotonic() < deadline, "the DAG was not parsed with its new schedule"
+        time.sleep(5)  # the dag-processor re-reads the folder every 30 s
+    while query(url, "SELECT count(*) FROM scoring.scoring_runs WHERE status = 'running'")[0][0]:
+        assert time.monotonic() < deadline, "the scheduled run did not end"
+        time.sleep(3)  # the run the scheduler starts when the DAG first appears ends first
+    created = subprocess.run(
+        [airflow, "backfill", "create", "--dag-id", "delivery_delay", "--from-date", dates[0],
+         "--to-date", dates[1], "--max-active-runs", "1",
+         "--dag-run-conf", json.dumps({"retrain": "always"})],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr[-3000:]
+    while True:
+        done = query(
+            url,
+            "SELECT as_of::text, status FROM scoring.scoring_runs WHERE job = 'delivery_delay'"
+            " AND run_id LIKE 'backfill%%' AND status IN ('published', 'failed') ORDER BY as_of",
+        )
+        if len(done) == len(dates):
+            break
+        assert time.monotonic() < deadline, (home / "logs" / "scheduler.log").read_text()[-3000:]
+        time.sleep(5)
+    assert done == [
+        ("2026-03-01 00:00:00+00", "published"),
+        ("2026-04-01 00:00:00+00", "published"),
+    ]
+    started = query(
+        url,
+        "SELECT as_of FROM scoring.scoring_runs WHERE job = 'delivery_delay'"
+        " AND run_id LIKE 'backfill%%' ORDER BY started_at",
+    )
+    assert [row[0].isoformat() for row in started] == list(dates)  # oldest first

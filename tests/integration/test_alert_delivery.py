@@ -220,7 +220,10 @@ def test_a_realised_performance_drop_sends_a_performance_alert(warehouse, jobs, 
     assert body["what"] == "performance" and body["job"] == "people"
     assert body["title"] == "realised performance dropped for 1 run(s)"
     assert body["details"] == [line]
-    assert line == f"run run-1 roc_auc {value:.4f} vs holdout {holdout:.4f} (500 labelled keys)"
+    assert line == (
+        f"run run-1 (v1) roc_auc {value:.4f} vs holdout {holdout:.4f}: worse by "
+        f"{holdout - value:.4f} > tolerance 0.05 (labelled 500 of 500 eligible)"
+    )
     assert_same_alert(body, message, "run-2")
 
 

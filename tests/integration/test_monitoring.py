@@ -73,7 +73,7 @@ def test_drift_on_two_features_alerts_on_exactly_those(warehouse, jobs):
     assert figures["region.psi"] > 0.25 and figures["has_partner.psi"] > 0.25
     assert query(warehouse, "SELECT monitoring FROM scoring.scoring_runs WHERE run_id = 'run-2'")[
         0
-    ][0]["drift_alerts"] == ["has_partner", "region"]
+    ][0]["alerts"] == ["has_partner", "region"]
 
 
 def test_an_undrifted_resample_raises_no_alert(warehouse, jobs):
@@ -205,8 +205,8 @@ def test_a_performance_drop_alerts_once_enough_labels_arrived(warehouse, jobs):
         "UPDATE perf.people SET bought = NOT (x + (person_id % 7) > 8) WHERE bought IS NULL",
     )
     alerts = measure_performance(warehouse, spec)
-    assert len(alerts) == 1 and alerts[0].startswith("run run-1 roc_auc ")
-    assert "(500 labelled keys)" in alerts[0]
+    assert len(alerts) == 1 and alerts[0].message.startswith("run run-1 (v1) roc_auc ")
+    assert "(labelled 500 of 500 eligible)" in alerts[0].message
 
 
 def test_on_drift_makes_the_next_run_retrain_and_fail_stops_before_publishing(warehouse, jobs):
@@ -222,12 +222,12 @@ def test_on_drift_makes_the_next_run_retrain_and_fail_stops_before_publishing(wa
     decisions = dict(query(warehouse, "SELECT run_id, retrain FROM scoring.scoring_runs"))
     assert decisions["run-2"] == {
         "due": False,
-        "reason": "retrain.policy on_drift: the last published run raised no alert",
+        "reason": "retrain.policy on_drift: no alert since the last published run",
     }
     assert not decisions["run-3"]["due"]
     assert decisions["run-4"] == {
         "due": True,
-        "reason": "retrain.policy on_drift: run run-3 raised alerts on ['region']",
+        "reason": "retrain.policy on_drift: alerts since run run-3: region (drift)",
     }
     assert fourth["train"] is not None
 

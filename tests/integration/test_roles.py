@@ -82,7 +82,7 @@ def test_writer_replaces_runs_and_reads_sources_only_when_granted(published):
         as_role(published, "scoring_writer", "SELECT count(*) FROM demo.deliveries")
     conn = psycopg2.connect(published)
     try:
-        with conn.cursor() as cur:  # the grant README's Roles section asks for, per source
+        with conn.cursor() as cur:  # the grant docs/operations.md "Roles" asks for, per source
             cur.execute("GRANT USAGE ON SCHEMA demo TO scoring_writer")
             cur.execute("GRANT SELECT ON demo.deliveries TO scoring_writer")
             cur.execute("SET ROLE scoring_writer")

@@ -1,5 +1,6 @@
-"""README's role SQL, run verbatim on a fresh server: the owner deploys, two writer logins run
-jobs in turn without any DDL right, and a reader reads and can neither write nor block."""
+"""The role SQL of docs/operations.md "Roles", run verbatim on a fresh server: the owner
+deploys, two writer logins run jobs in turn without any DDL right, and a reader reads and can
+neither write nor block."""
 
 import re
 from datetime import timedelta
@@ -18,11 +19,11 @@ from pipeline.warehouse.migrate import migrate
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 
-def readme_role_sql() -> str:
-    block = README.read_text().split("<!-- roles-sql -->")[1].split("<!-- /roles-sql -->")[0]
+def documented_role_sql() -> str:
+    block = OPERATIONS.read_text().split("<!-- roles-sql -->")[1].split("<!-- /roles-sql -->")[0]
     return re.search(r"```sql\n(.*?)```", block, re.S).group(1)
 
 
@@ -34,7 +35,7 @@ def as_login(url: str, login: str) -> str:
 
 @pytest.fixture
 def fresh_server(tmp_path, monkeypatch, jobs):
-    """A new PostgreSQL cluster, so the README's CREATE ROLE statements run as written."""
+    """A new PostgreSQL cluster, so the documented CREATE ROLE statements run as written."""
     import pgserver
 
     server = pgserver.get_server(str(tmp_path / "pg"), cleanup_mode="delete")
@@ -51,7 +52,7 @@ def test_the_documented_roles_deploy_run_and_read(fresh_server, jobs, monkeypatc
     admin = fresh_server
     seed_table(admin, "demo.customers", 500)
     seed_table(admin, "demo.deliveries", 2_000)
-    query(admin, readme_role_sql())
+    query(admin, documented_role_sql())
 
     writer_a, writer_b = as_login(admin, "nightly_a"), as_login(admin, "nightly_b")
     with pytest.raises(ConfigError, match="scoring_owner"):  # a writer cannot deploy
@@ -104,7 +105,7 @@ def test_a_writer_login_stops_clearly_when_a_jobs_objects_are_not_deployed(
     admin = fresh_server
     seed_table(admin, "demo.customers", 500)
     seed_table(admin, "demo.deliveries", 1_000)
-    query(admin, readme_role_sql())
+    query(admin, documented_role_sql())
     migrate(as_login(admin, "scoring_deploy"))  # the schema only, no job objects yet
 
     spec = load_spec(jobs / "delivery_delay.yaml")

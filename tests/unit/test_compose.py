@@ -357,19 +357,21 @@ def compose_init_sql() -> str:
     return (PROJECT / "sql" / "compose-init.sh").read_text()
 
 
-def readme_group_roles() -> set[str]:
-    block = (PROJECT / "README.md").read_text().split("<!-- roles-sql -->")[1]
+def documented_group_roles() -> set[str]:
+    block = (PROJECT / "docs" / "operations.md").read_text().split("<!-- roles-sql -->")[1]
     block = block.split("<!-- /roles-sql -->")[0]
     names = re.search(r"FOREACH name IN ARRAY ARRAY\[([^\]]*)\]", block).group(1)
     return set(re.findall(r"'(\w+)'", names))
 
 
-def test_postgres_first_start_creates_the_databases_and_the_readme_roles():
+def test_postgres_first_start_creates_the_databases_and_the_documented_roles():
     script = compose_init_sql()
     assert os.access(PROJECT / "sql" / "compose-init.sh", os.X_OK)  # run, not sourced
     assert subprocess.run(["bash", "-n", "-c", script], check=False).returncode == 0
     groups = set(re.findall(r"CREATE ROLE (\w+) NOLOGIN;", script))
-    assert groups == readme_group_roles() == {"scoring_owner", "scoring_writer", "scoring_reader"}
+    assert (
+        groups == documented_group_roles() == {"scoring_owner", "scoring_writer", "scoring_reader"}
+    )
     for statement in (
         "CREATE ROLE airflow LOGIN PASSWORD :'airflow_pw';",
         "CREATE DATABASE airflow OWNER airflow;",
@@ -410,12 +412,12 @@ def test_files_the_stack_needs_exist():
         assert f"COPY --chown=airflow:root {path}" in dockerfile
 
 
-def test_readme_says_how_to_start_the_stack_and_log_in():
-    readme = (PROJECT / "README.md").read_text()
+def test_docs_say_how_to_start_the_stack_and_log_in():
+    operations = (PROJECT / "docs" / "operations.md").read_text()
     for text in (
         "cp .env.example .env",
         "docker compose up -d --build",
         "docker compose up -d --scale airflow-worker=4",
         "Log in as `admin` with the `AIRFLOW_ADMIN_PASSWORD`",
     ):
-        assert text in readme, text
+        assert text in operations, text

@@ -66,7 +66,10 @@ def test_name_defaults_to_file_stem_and_defaults_apply(tmp_path):
         ({"model__primary_metric": "rmse"}, "'rmse' is not a classification metric"),
         ({"schedule__cron": "nightly"}, "schedule.cron: 'nightly' is not a 5-field cron"),
         ({"retrain": {"policy": "weekdays"}}, "needs a non-empty 'weekdays' list"),
-        ({"features__boolean": ["customer_id"]}, "is the key, timestamp or target column"),
+        ({"features__boolean": ["customer_id"]}, "is the key, a timestamp or the target"),
+        ({"schedule__timezone": "Mars/Olympus"}, "'Mars/Olympus' is not a time zone name"),
+        ({"schedule__cron": "61 * * * *"}, "schedule.cron: '61 * * * *' is not a 5-field"),
+        ({"schedule__start": "someday"}, "schedule.start: Input should be a valid date"),
         ({"target": None}, "target: Field required"),
     ],
 )

@@ -1,4 +1,4 @@
-"""README "Job specs" is what the spec model renders, and every key of a spec is described."""
+"""docs/jobs.md "Job specs" is what the spec model renders, and every key of a spec is described."""
 
 from pathlib import Path
 
@@ -8,27 +8,27 @@ from pipeline.maintenance.spec_docs import BEGIN, COMMAND, END, documented, fiel
 from pipeline.spec import JobSpec
 
 PROJECT = Path(__file__).resolve().parents[2]
-README = PROJECT / "README.md"
+JOBS_DOC = PROJECT / "docs" / "jobs.md"
 
 
-def readme_reference() -> str:
-    """The table between the markers of README's "Job specs" section."""
-    text = README.read_text()
-    assert "\n## Job specs\n" in text, "README has no 'Job specs' section"
+def jobs_doc_reference() -> str:
+    """The table between the markers of docs/jobs.md's "Job specs" section."""
+    text = JOBS_DOC.read_text()
+    assert "\n## Job specs\n" in text, "docs/jobs.md has no 'Job specs' section"
     section = text.split("\n## Job specs\n")[1].split("\n## ")[0]
-    assert BEGIN in section and END in section, f"README 'Job specs' lacks {BEGIN} ... {END}"
+    assert BEGIN in section and END in section, f"docs/jobs.md 'Job specs' lacks {BEGIN} ... {END}"
     return documented(text)
 
 
-def test_readme_job_specs_match_the_model():
-    assert readme_reference() == "\n" + render(), (
-        f"README 'Job specs' differs from pipeline/spec.py: run `{COMMAND}` and commit README.md"
+def test_jobs_doc_job_specs_match_the_model():
+    assert jobs_doc_reference() == "\n" + render(), (
+        f"docs/jobs.md 'Job specs' differs from pipeline/spec/: run `{COMMAND}` and commit it"
     )
 
 
 def test_every_key_has_a_description():
     missing = [key for key, field in fields() if not (field.description or "").strip()]
-    assert missing == [], f"add Field(description=...) in pipeline/spec.py for {missing}"
+    assert missing == [], f"add Field(description=...) in pipeline/spec/ for {missing}"
 
 
 def test_every_key_is_documented_once():
@@ -51,7 +51,7 @@ def test_example_specs_use_documented_keys_only():
 
     for path in sorted((PROJECT / "dags" / "jobs").glob("*.yaml")):
         unknown = set(used(yaml.safe_load(path.read_text()))) - keys
-        assert unknown == set(), f"{path.name}: {sorted(unknown)} not in README 'Job specs'"
+        assert unknown == set(), f"{path.name}: {sorted(unknown)} not in docs/jobs.md 'Job specs'"
 
 
 def test_types_and_defaults_are_written_plainly():
