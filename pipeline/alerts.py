@@ -41,6 +41,7 @@ what is logged about a target is its kind, connection id and host, never a path,
 
 import json
 import logging
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 TIMEOUT = 10.0  # seconds, per delivery
 MAX_DETAIL = 2000  # characters of one detail line (an exception's text may be long)
 SUBJECT_PREFIX = "[scoring]"
+QUERY = re.compile(r"\?[^'\"\n]*")  # from a ? to the end of the quoted URL or the line
 
 
 @dataclass(frozen=True)
@@ -154,12 +156,18 @@ def send(spec: JobSpec, alert: Alert) -> list[str]:
                 alert.job,
                 where,
                 type(exc).__name__,
-                redact(str(exc)),
+                without_queries(redact(str(exc))),
             )
             continue
         log.info("%s alert for %s sent to %s", alert.kind, alert.job, where)
         delivered.append(name)
     return delivered
+
+
+def without_queries(text: str) -> str:
+    """`text` with every URL query string hidden: webhook URLs often carry a token there, and
+    an error about a URL (one with a space, say) may quote it."""
+    return QUERY.sub("?(query hidden)", text)
 
 
 def run_link(job: str, run_id: str | None) -> str | None:

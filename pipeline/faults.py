@@ -13,6 +13,7 @@ from pipeline.config import data_root
 
 DENIED = ("Permission denied", "Operation not permitted")
 READ_ONLY = "Read-only file system"
+NO_SPACE = "No space left on device"
 
 
 def explain_permanent(exc: BaseException | None) -> str | None:
@@ -31,10 +32,19 @@ def explain_permanent(exc: BaseException | None) -> str | None:
 
 
 def explain_os_error(exc: BaseException) -> str | None:
-    """Rights or a read-only file system: Python's OSError, or pyarrow's wording of one."""
+    """Rights, a read-only or full file system: Python's OSError, or pyarrow's wording of one."""
     if not isinstance(exc, OSError):
         return None
     text = str(exc)
+    if exc.errno == errno.ENOSPC or NO_SPACE in text:
+        path = failed_path(exc)
+        note = data_root_note(path)
+        return (
+            f"no space left on the device that holds {path or 'a file being written'}"
+            + (f" ({note})" if note else "")
+            + "; free space there or point SCORING_DATA_ROOT at a larger volume (retrying "
+            "will not help until then); the partial file was removed"
+        )
     read_only = exc.errno == errno.EROFS or READ_ONLY in text
     denied = (
         isinstance(exc, PermissionError)

@@ -240,8 +240,8 @@ def run_stages(
             except StageSkipped:
                 results[stage.name] = None
             except Exception as exc:
-                if FIRST in results:
-                    mark_failed(url, trigger.job, trigger.run_id, f"{stage.name}: {exc}")
+                when = trigger.logical_date or trigger.run_after
+                mark_failed(url, trigger.job, trigger.run_id, f"{stage.name}: {exc}", when)
                 raise
         if stage.name == until:
             break

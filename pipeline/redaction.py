@@ -2,6 +2,7 @@
 
 import logging
 import re
+from urllib.parse import unquote
 
 # scheme://user:PASSWORD@host — up to the last "@" before the path, as a password may hold "@".
 _URL_PASSWORD = re.compile(r"(://[^\s:/@]*:)[^\s/]+(?=@)")
@@ -19,10 +20,21 @@ _KEY_PASSWORD = re.compile(
 )
 
 
-def redact(text: str) -> str:
-    """`text` (a URL, a libpq DSN, an error quoting them...) with every password as `***`."""
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """`text` (a URL, a libpq DSN, an error quoting them...) with every password as `***`, and
+    every one of `secrets` wherever it appears."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
     text = _URL_PASSWORD.sub(r"\1***", text)
     return _KEY_PASSWORD.sub(r"\1***", text)
+
+
+def secrets_in(url: str) -> tuple[str, ...]:
+    """The password of a URL or DSN, as written and percent-decoded (errors may quote either)."""
+    found = [m.group(0)[len(m.group(1)) :] for m in _URL_PASSWORD.finditer(url)]
+    found += [m.group(2).strip("'\"") for m in _KEY_PASSWORD.finditer(url)]
+    found = [f for f in found if f and f != "***"]
+    return tuple(dict.fromkeys([*found, *(unquote(f) for f in found)]))
 
 
 class RedactingFilter(logging.Filter):

@@ -17,9 +17,16 @@ REPORT = "report.html"
 INDEX = "index.html"
 
 
+SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
 def run_folder(run_id: str) -> str:
-    """A run id made safe for a folder name."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    """A run id as a folder name, one to one: letters, digits, `-`, `_` and `.` stay, every
+    other byte is written `~xx` (hex), so two run ids never share a folder
+    (`manual__2026-12-01T19:18:04+00:00` is `manual__2026-12-01T19~3a18~3a04~2b00~3a00`)."""
+    if run_id in ("", ".", ".."):
+        return "~" + run_id.encode().hex()
+    return "".join(c if c in SAFE else "".join(f"~{b:02x}" for b in c.encode()) for c in run_id)
 
 
 def snapshot_dir(root: DataRoot, job: str, kind: str, as_of: datetime) -> str:

@@ -5,6 +5,7 @@ A plain folder by default; a URI such as `s3://bucket/prefix` works without code
 
 import hashlib
 import json
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,10 +51,21 @@ class DataRoot:
         self.fs.create_dir(path, recursive=True)
 
     @contextmanager
-    def open_output(self, path: str):
-        self.makedirs(path.rsplit("/", 1)[0])
-        with self.fs.open_output_stream(path) as out:
-            yield out
+    def open_output(self, path: str, atomic: bool = True):
+        """A stream writing `path`. Atomic (default): written under an `.incoming-` name and
+        moved into place when complete, so a failure (a full disk, a killed process) leaves no
+        partial file under the real name; the unfinished file is removed."""
+        folder, name = path.rsplit("/", 1)
+        self.makedirs(folder)
+        target = f"{folder}/.incoming-{uuid.uuid4().hex}-{name}" if atomic else path
+        try:
+            with self.fs.open_output_stream(target) as out:
+                yield out
+        except BaseException:
+            self.remove(target)
+            raise
+        if atomic:
+            self.fs.move(target, path)
 
     def open_input(self, path: str):
         return self.fs.open_input_file(path)

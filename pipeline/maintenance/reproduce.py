@@ -15,6 +15,7 @@ from pipeline.datafiles.root import DataRoot
 from pipeline.datafiles.snapshots import read_snapshot
 from pipeline.errors import PipelineError
 from pipeline.model import fitting
+from pipeline.model.files import verified_payload
 from pipeline.spec import JobSpec, spec_from_record
 from pipeline.warehouse import models, runs
 from pipeline.warehouse.models import ModelVersion
@@ -96,6 +97,8 @@ def reproduce_run(url: str, job: str, run: str) -> Reproduction:
     if row.model_version is None:
         raise PipelineError(f"job {job}: run {row.run_id} records no model version")
     model_row, spec = recorded_spec(url, job, row.model_version)
+    # the model that scored the run must still be the file the registry recorded
+    verified_payload(model_row.artifact_uri, model_row.artifact_sha256)
     training = snapshot_manifest(
         url,
         job,

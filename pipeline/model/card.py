@@ -1,4 +1,10 @@
-"""The model card: what a person reads beside a model file before trusting its scores."""
+"""The model card: what a person reads beside a model file before trusting its scores.
+
+Markdown, also shown as HTML: text from the spec is escaped, so a description cannot carry
+markup into the page.
+"""
+
+from html import escape
 
 from pipeline.logic.targets import positive_class
 from pipeline.spec import JobSpec
@@ -23,7 +29,7 @@ def model_card(spec: JobSpec, metadata: dict) -> str:
     metrics = "\n".join(f"| {k} | {v:.5g} |" for k, v in metadata["metrics"].items())
     return f"""# Model card: {spec.name}
 
-{spec.description or "No description in the job spec."}
+{escape(spec.description) or "No description in the job spec."}
 
 ## Data
 - Source table: `{spec.source.table}`, rows with `{spec.source.timestamp}` < {snap["as_of"]}

@@ -85,10 +85,18 @@ def verified_payload(uri: str, sha256: str) -> bytes:
 
 
 def load_model(uri: str, sha256: str):
-    """Load an artifact after verifying its sha256; refuses tampered files and untrusted types."""
+    """Load an artifact after verifying its sha256; refuses tampered files, untrusted types
+    and anything that is not a skops file (whatever its hash)."""
     payload = verified_payload(uri, sha256)
-    untrusted = untrusted_types(payload)
-    if untrusted:
-        raise ModelIntegrityError(f"refusing to load {uri}: untrusted types {untrusted}")
-    with quiet_skops():
-        return skops_io().load(io.BytesIO(payload), trusted=TRUSTED_TYPES)
+    try:
+        untrusted = untrusted_types(payload)
+        if untrusted:
+            raise ModelIntegrityError(f"refusing to load {uri}: untrusted types {untrusted}")
+        with quiet_skops():
+            return skops_io().load(io.BytesIO(payload), trusted=TRUSTED_TYPES)
+    except ModelIntegrityError:
+        raise
+    except Exception as exc:  # a zip that is no skops file, a truncated one: never a retry
+        raise ModelIntegrityError(
+            f"refusing to load {uri}: not a readable skops model file ({type(exc).__name__}: {exc})"
+        ) from None

@@ -7,6 +7,7 @@ nor sklearn and opens no connection, so DAG files parse fast.
 
 import logging
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from pipeline.errors import ConfigError, PipelineError, StageSkipped
 from pipeline.faults import explain_permanent
 from pipeline.orchestration.notifier import FailureNotifier
 from pipeline.redaction import install_redaction, redact
-from pipeline.spec import JobSpec, load_spec, spec_paths
+from pipeline.spec import JobSpec, scan_specs
 
 log = logging.getLogger(__name__)
+
+RECORD_WAITS = (2, 4, 8, 16, 30)  # seconds between tries to record a failure
 
 
 def airflow_warehouse() -> str:
@@ -81,28 +84,45 @@ def stage_task(stage: str, job: str, spec_path: str, inputs: dict, item=None):
     except PipelineError as exc:
         final = not isinstance(exc, ConfigError) or ti.try_number > ti.max_tries
         if final:
-            record_failure(job, context["run_id"], f"{ti.task_id}: {exc}")
+            record_failure(job, context["run_id"], f"{ti.task_id}: {exc}", trigger_time(context))
         if isinstance(exc, ConfigError):
             raise
         raise AirflowFailException(redact(str(exc))) from None
     except Exception as exc:
         permanent = explain_permanent(exc)  # no retry fixes rights, read-only storage, no table
+        when = trigger_time(context)
         if permanent:
-            record_failure(job, context["run_id"], f"{ti.task_id}: {permanent}")
+            record_failure(job, context["run_id"], f"{ti.task_id}: {permanent}", when)
             raise AirflowFailException(redact(permanent)) from None
         if ti.try_number > ti.max_tries:
-            record_failure(job, context["run_id"], f"{ti.task_id}: {type(exc).__name__}: {exc}")
+            error = f"{ti.task_id}: {type(exc).__name__}: {exc}"
+            record_failure(job, context["run_id"], error, when)
         raise
 
 
-def record_failure(job: str, run_id: str, error: str) -> None:
-    """Mark the run failed with why, and write its report; never raises."""
+def trigger_time(context) -> str:
+    """The run's logical date (or when it was asked for): the as_of a failure is recorded at
+    when the run failed before its cut-off was known."""
+    dag_run = context["dag_run"]
+    return (dag_run.logical_date or dag_run.run_after).isoformat()
+
+
+def record_failure(job: str, run_id: str, error: str, when: str) -> None:
+    """Mark the run failed with why (a run refused at its start gets a row too), and write its
+    report. The warehouse may be restarting: try for about a minute; never raises."""
     from pipeline.stages.run import mark_failed  # heavy (pandas, pyarrow): not at DAG parse
 
-    try:
-        mark_failed(warehouse_url(airflow_warehouse), job, run_id, error)
-    except Exception:  # e.g. the login lacks rights on scoring.scoring_runs too
-        log.exception("could not record the failure of run %s", run_id)
+    for wait in RECORD_WAITS:
+        try:
+            mark_failed(warehouse_url(airflow_warehouse), job, run_id, error, when)
+            return
+        except ConfigError as exc:  # cannot connect: the warehouse may be back in a moment
+            log.warning("could not record the failure of run %s yet (%s)", run_id, exc)
+            time.sleep(wait)
+        except Exception:  # e.g. the login lacks rights on scoring.scoring_runs too
+            log.exception("could not record the failure of run %s", run_id)
+            return
+    log.error("could not record the failure of run %s: the warehouse stayed out of reach", run_id)
 
 
 def wire(stage: flow.Stage, job: str, spec_path: str, results: dict):
@@ -213,15 +233,18 @@ def build_dag(spec: JobSpec, path: Path):
 
 
 def build_dags(directory: Path | None = None) -> dict:
-    """DAG id -> DAG for every valid spec; a broken spec is logged and skipped, not fatal."""
+    """DAG id -> DAG for every valid spec. A spec that fails to load (a second file for a job
+    name too) or to become a DAG, for whatever reason, is logged naming its file and skipped:
+    one broken file never hides the other jobs (`python -m pipeline check` says what is wrong)."""
+    specs, problems = scan_specs(directory or jobs_dir())
+    for exc in problems.values():
+        log.error("skipping job spec: %s", exc)
     dags = {}
-    for path in spec_paths(directory or jobs_dir()):
+    for spec in specs:
         try:
-            spec = load_spec(path)
-        except PipelineError as exc:
-            log.error("skipping job spec: %s", exc)
-            continue
-        dags[spec.name] = build_dag(spec, path)
+            dags[spec.name] = build_dag(spec, Path(spec.path))
+        except Exception as exc:  # any failure of one file must not take the others down
+            log.error("skipping job spec %s: %s: %s", spec.path, type(exc).__name__, exc)
     return dags
 
 

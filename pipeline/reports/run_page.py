@@ -15,6 +15,7 @@ import posixpath
 
 import numpy as np
 
+from pipeline.config import jobs_dir
 from pipeline.datafiles.layout import INDEX, report_path, run_dir
 from pipeline.datafiles.root import DataRoot
 from pipeline.logic.drift import SCORE
@@ -41,7 +42,7 @@ from pipeline.reports.html import (
 )
 from pipeline.reports.job_index import write_job_index
 from pipeline.reports.summary import decision_line
-from pipeline.spec import JobSpec, spec_from_record
+from pipeline.spec import JobSpec, find_spec, spec_from_record
 from pipeline.warehouse import runs
 from pipeline.warehouse.models import ModelVersion
 from pipeline.warehouse.monitoring import DriftRow, PerformanceRow
@@ -68,13 +69,13 @@ def write_run_report(url: str, spec: JobSpec, run_id: str) -> str:
 def report_run(url: str, job: str, run_id: str, spec: JobSpec | None = None) -> str | None:
     """Write the run's report and record its uri on the run; returns the uri. A report that
     cannot be written is a warning, never the run's failure. Without `spec`, the spec the run
-    froze is used."""
+    froze is used, or for a run refused before it froze one, the job's spec file as it is."""
     try:
         if spec is None:
             run = runs.fetch_run(url, job, run_id)
-            if run is None or not run.spec:
+            if run is None:
                 return None
-            spec = spec_from_record(run.spec)
+            spec = spec_from_record(run.spec) if run.spec else find_spec(job, jobs_dir())
         uri = write_run_report(url, spec, run_id)
         runs.set_field(url, job, run_id, "report_uri", uri)
         return uri

@@ -14,7 +14,7 @@ from pipeline.spec.names import KINDS
 from pipeline.validation.suites import read_suite
 from pipeline.warehouse import db, models, runs
 from pipeline.warehouse.alerts import AlertRow, alerts_since
-from pipeline.warehouse.jobs import lock_job
+from pipeline.warehouse.jobs import ensure_job_objects, lock_job
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ def start_run(ctx: Context) -> Run:
     spec = load_spec(trigger.spec_path)
     suites = {kind: read_suite(spec.name, kind) for kind in KINDS}
     as_of = resolve_as_of(trigger.as_of, trigger.logical_date, trigger.run_after)
+    # the job's table and views must be deployed and current before any work: a run that
+    # could not publish stops here, not after snapshotting, validating and scoring
+    ensure_job_objects(ctx.url, spec)
     frozen = spec.model_dump(mode="json")
     run = Run(
         job=spec.name,
@@ -62,10 +65,11 @@ def start_run(ctx: Context) -> Run:
     return run
 
 
-def mark_failed(url: str, job: str, run_id: str, error: str) -> None:
+def mark_failed(url: str, job: str, run_id: str, error: str, when: str | None = None) -> None:
     """Record why a run stopped, passwords masked (a published run stays published); then write
-    its report, which says why."""
-    runs.record_failure(url, job, run_id, error)
+    its report, which says why. A run refused before it started (a bad cut-off, another run
+    still working) gets its row here, as of `when` (its logical date)."""
+    runs.record_failure(url, job, run_id, error, when)
     report_run(url, job, run_id)
 
 

@@ -55,7 +55,7 @@ def take_snapshot(
             future = sources.count_future_rows(conn, spec)
             log.info("snapshot %s/%s as of %s: %s", spec.name, kind, as_of.isoformat(), text)
             duplicates = DuplicateKeys(spec.source.key)
-            with root.open_output(incoming) as sink:
+            with root.open_output(incoming, atomic=False) as sink:
                 rows, row_groups = csv_to_parquet(
                     sources.copy_out(conn, text),
                     csv_schema,

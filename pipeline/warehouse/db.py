@@ -17,7 +17,7 @@ from psycopg2 import sql
 from pipeline.config import PROJECT_ROOT
 from pipeline.contracts import dumps
 from pipeline.errors import ConfigError
-from pipeline.redaction import redact
+from pipeline.redaction import redact, secrets_in
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ def connect(url: str):
     try:
         return psycopg2.connect(url, application_name="nightly-scoring")
     except (psycopg2.OperationalError, psycopg2.ProgrammingError) as exc:  # refused / invalid dsn
-        detail = f"({redact(url)}): {redact(str(exc).strip())}"
+        # libpq may quote the password itself (a bad percent-escape in it): masked too
+        detail = f"({redact(url)}): {redact(str(exc).strip(), secrets_in(url))}"
         raise ConfigError(f"cannot connect to the warehouse {detail}") from None
 
 
@@ -104,8 +105,16 @@ class Row:
         return cls(**{k: v for k, v in row.items() if k in names})
 
 
-def upsert(cur, table: str, row: dict, key: tuple[str, ...], returning: str | None = None):
-    """INSERT `row` into scoring.`table`, or update every other column where `key` matches.
+def upsert(
+    cur,
+    table: str,
+    row: dict,
+    key: tuple[str, ...],
+    returning: str | None = None,
+    keep: tuple[str, ...] = (),
+):
+    """INSERT `row` into scoring.`table`, or update every other column (but those in `keep`)
+    where `key` matches.
 
     Everything a run writes is keyed by the job and the run (or the snapshot's as_of and hash),
     so writing again replaces a row and never adds a second one. Dict and list values are
@@ -113,7 +122,7 @@ def upsert(cur, table: str, row: dict, key: tuple[str, ...], returning: str | No
     """
     columns = list(row)
     values = [dumps(v) if isinstance(v, (dict, list)) else v for v in row.values()]
-    updates = [c for c in columns if c not in key]
+    updates = [c for c in columns if c not in key and c not in keep]
     query = sql.SQL(
         "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({key}) "
     ).format(

@@ -98,7 +98,8 @@ def write_version(cur, row: dict) -> None:
             " WHERE job = %s AND status = 'champion' AND version <> %s",
             (row["job"], row["version"]),
         )
-    db.upsert(cur, "model_versions", row, key=("job", "version"))
+    # a re-run replaces its own version; the run that made it stays (no right to change it)
+    db.upsert(cur, "model_versions", row, key=("job", "version"), keep=("run_id",))
 
 
 def retire(cur, job: str, reason: str) -> int | None:

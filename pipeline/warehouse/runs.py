@@ -168,13 +168,17 @@ def list_runs(url: str, job: str, limit: int = 20) -> list[RunRow]:
     )
 
 
-def record_failure(url: str, job: str, run_id: str, error: str) -> None:
-    """Mark the run failed with why, passwords masked; a published run stays published."""
+def record_failure(url: str, job: str, run_id: str, error: str, when: str | None = None) -> None:
+    """Mark the run failed with why, passwords masked; a published run stays published. A run
+    without a row yet (refused at its start) gets one, as of `when` (else now)."""
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute(
-            "UPDATE scoring.scoring_runs SET status = 'failed', error = %s"
-            " WHERE job = %s AND run_id = %s AND status <> 'published'",
-            (redact(error)[:MAX_ERROR], job, run_id),
+            "INSERT INTO scoring.scoring_runs (job, run_id, dag_run_id, as_of, status, error)"
+            " VALUES (%(job)s, %(run_id)s, %(run_id)s,"
+            " coalesce(%(when)s::timestamptz, now()), 'failed', %(error)s)"
+            " ON CONFLICT (job, run_id) DO UPDATE SET status = 'failed', error = EXCLUDED.error"
+            " WHERE scoring.scoring_runs.status <> 'published'",
+            {"job": job, "run_id": run_id, "when": when, "error": redact(error)[:MAX_ERROR]},
         )
 
 
@@ -340,7 +344,7 @@ def recent_runs(url: str, job: str, limit: int) -> list[RunRow]:
     return db.fetch_rows(
         url,
         RunRow,
-        "SELECT job, run_id, as_of, status, rows_scored, model_version, started_at"
+        "SELECT job, run_id, as_of, status, rows_scored, model_version, started_at, report_uri"
         " FROM scoring.scoring_runs WHERE job = %s ORDER BY started_at DESC, run_id LIMIT %s",
         (job, limit),
     )

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
+import psycopg2
 from psycopg2 import sql
 
 from pipeline.errors import PipelineError
@@ -91,11 +92,18 @@ def query_text(conn, query: sql.Composed, params: dict) -> str:
 
 
 def copy_out(conn, query_text: str) -> Callable[[BinaryIO], None]:
-    """A writer of the query's rows as CSV (`COPY (query) TO STDOUT`) into a binary file."""
+    """A writer of the query's rows as CSV (`COPY (query) TO STDOUT`) into a binary file. A lost
+    connection (the server restarting) stays what it is, for a retry; any other error of the
+    query is the source's, a PipelineError no retry fixes."""
 
     def write(out: BinaryIO) -> None:
-        with conn.cursor() as cur:
-            cur.copy_expert(f"COPY ({query_text}) TO STDOUT WITH (FORMAT csv)", out)
+        try:
+            with conn.cursor() as cur:
+                cur.copy_expert(f"COPY ({query_text}) TO STDOUT WITH (FORMAT csv)", out)
+        except psycopg2.OperationalError:
+            raise
+        except psycopg2.Error as exc:
+            raise PipelineError(f"COPY from the warehouse failed: {exc}") from exc
 
     return write
 

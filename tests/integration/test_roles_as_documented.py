@@ -113,4 +113,4 @@ def test_a_writer_login_stops_clearly_when_a_jobs_objects_are_not_deployed(
         run_stages(as_login(admin, "nightly_a"), spec, demo_as_of(), "run-1")
     assert "missing" in str(raised.value)
     status, error = query(admin, "SELECT status, error FROM scoring.scoring_runs")[0]
-    assert status == "failed" and error.startswith("publish: ")
+    assert status == "failed" and error.startswith("start_run: ")  # before any work

@@ -171,7 +171,10 @@ def test_a_second_run_of_a_job_is_refused_while_one_is_active(deliveries):
     flow.run_stages(url, trigger_for(spec, demo_as_of(), "first"), until="snapshot_training")
     with pytest.raises(PipelineError, match="run first .* is still running"):
         run_stages(url, spec, demo_as_of(), "second")
-    assert query(url, "SELECT run_id, status FROM scoring.scoring_runs") == [("first", "running")]
+    runs = dict(query(url, "SELECT run_id, status FROM scoring.scoring_runs"))
+    assert runs == {"first": "running", "second": "failed"}  # the refused run is on record
+    [(error,)] = query(url, "SELECT error FROM scoring.scoring_runs WHERE run_id = 'second'")
+    assert error.startswith("start_run: ") and "run first" in error
 
 
 def test_retention_keeps_the_newest_runs_and_always_the_one_analysts_see(deliveries, jobs):
