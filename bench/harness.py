@@ -442,6 +442,10 @@ def bench_size(
             str(a["workers"]): round(a["seconds"], 3) for a in arms[: len(workers)]
         },
         "ours_stages_s": {k: round(v, 3) for k, v in ours["stages"].items()},
+        # the whole run a user pays for: every stage of a retrain=never run, one after another
+        "whole_run_s": round(sum(ours["stages"].values()), 3),
+        "whole_run_ratio_to_floor": round(sum(ours["stages"].values()) / floor, 3),
+        "peak_rss_mib_by_stage": {k: round(v, 1) for k, v in ours["peak_rss_mib_by_task"].items()},
         "floor_s": round(floor, 3),
         "floors_s": {a: round(by_arm[a]["seconds"], 3) for a in ("copy_out", "predict", "copy_in")},
         "naive_s": round(naive_s, 3) if naive_s else None,
@@ -527,11 +531,42 @@ def bench_sizes(url, sizes, workers, naive_max_rows, train_rows, repeat, folder:
         size = bench_size(url, rows, model, workers, rows <= naive_max_rows, repeat, folder)
         report["results"][str(rows)] = size["summary"]
         report["arms"] += [{k: v for k, v in a.items() if k != "url"} for a in size["arms"]]
-    smallest = report["results"][str(min(sizes))]["peak_rss_mib"]
+    first = report["results"][str(min(sizes))]
     for summary in report["results"].values():
-        summary["peak_rss_vs_smallest"] = round(summary["peak_rss_mib"] / smallest, 3)
+        summary["peak_rss_vs_smallest"] = round(summary["peak_rss_mib"] / first["peak_rss_mib"], 3)
+        summary["stage_rss_vs_smallest"] = {
+            stage: round(rss / first["peak_rss_mib_by_stage"][stage], 3)
+            for stage, rss in summary["peak_rss_mib_by_stage"].items()
+        }
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return report
+
+
+def stage_profile(url: str, sizes: list[int], train_rows: int) -> dict[int, dict]:
+    """Size -> every stage's seconds and peak RSS in a whole run (`ours`, one worker), and
+    nothing else: what the memory test compares between sizes."""
+    migrate(url)
+    for rows in sorted({train_rows, *sizes}):
+        ensure_table(url, rows)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-") as name:
+        folder = Path(name)
+        model = train_model(url, write_bench_job(folder, train_rows), train_rows)
+        for rows in sizes:
+            config = {
+                "url": url,
+                "rows": rows,
+                "model": model,
+                "workers": 1,
+                "spec_path": str(write_bench_job(folder, rows)),
+                "expectations_dir": str(folder / "expectations"),
+            }
+            result = run_arm("ours", config)
+            out[rows] = {
+                "seconds": result["stages"],
+                "peak_rss_mib": result["peak_rss_mib_by_task"],
+            }
+    return out
 
 
 def format_table(report: dict) -> str:
@@ -555,6 +590,16 @@ def format_table(report: dict) -> str:
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     text = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in lines]
     for rows, s in report["results"].items():
+        text.append(
+            f"{int(rows):,} rows: whole run {s['whole_run_s']:.2f} s = "
+            f"{s['whole_run_ratio_to_floor']:.2f}x the floor; per stage (seconds, peak RSS MiB, "
+            "x the smallest size's RSS): "
+            + ", ".join(
+                f"{stage} {s['ours_stages_s'][stage]:.1f} s {rss:.0f} MiB "
+                f"{s['stage_rss_vs_smallest'][stage]:.2f}x"
+                for stage, rss in s["peak_rss_mib_by_stage"].items()
+            )
+        )
         text.append(
             f"{int(rows):,} rows: ours {s['ours_s']:.2f} s with {s['ours_workers']} worker(s) "
             f"(stages {s['ours_stages_s']}), floor {s['floor_s']:.2f} s {s['floors_s']}, "

@@ -16,7 +16,7 @@ from pipeline.maintenance.suggest import check_target_in_table, write_suggestion
 from pipeline.reports.summary import print_run_summary
 from pipeline.spec import find_spec, scan_specs
 from pipeline.spec.names import KINDS
-from pipeline.validation.suites import read_suite
+from pipeline.validation.suites import build_suite, read_suite, suite_path
 from pipeline.warehouse import db, runs
 from pipeline.warehouse.jobs import ensure_job_objects
 from pipeline.warehouse.migrate import migrate
@@ -63,7 +63,7 @@ def cmd_check(args) -> int:
         try:
             target = check_target_in_table(url, spec)
             for kind in KINDS:
-                read_suite(spec.name, kind)
+                build_suite(read_suite(spec.name, kind), str(suite_path(spec.name, kind)))
         except PipelineError as exc:
             problems += 1
             print(f"FAIL {spec.name}: {exc}")

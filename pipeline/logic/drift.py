@@ -1,11 +1,15 @@
 """Drift statistics between the data a model learned on and the data it scores. Pure: arrays
-in, numbers out.
+in, numbers out, batch by batch, so a table of any size is measured in bounded memory.
 
 Per feature: the population stability index (PSI; numbers binned at the training deciles,
 categories and flags by value, NULL a bin of its own), the change of its NULL share, and a
-second opinion by kind: the Kolmogorov-Smirnov statistic for numbers, the share of categories
-the model never saw for categories. Each figure is `ok`, `watch` or `alert` by the job's
-`monitoring:` thresholds.
+second opinion by kind: the Kolmogorov-Smirnov statistic for numbers (on seeded samples of
+fixed size), the share of categories the model never saw for categories. Each figure is `ok`,
+`watch` or `alert` by the job's `monitoring:` thresholds.
+
+A stream is tallied batch by batch (`NumericTally`, `CategoryTally`): counts per bin, NULLs,
+rows, a sample. The whole-array functions (`numeric_histograms`, `feature_findings`, ...) are
+the same tallies fed one batch, so a streamed statistic equals the whole-column one exactly.
 """
 
 import math
@@ -13,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from scipy.stats import ks_2samp
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.spec import JobSpec
 
@@ -24,6 +28,7 @@ BINS = 10  # decile bins of a numeric feature
 LOW_CARDINALITY = 20
 EPSILON = 1e-6
 KS_SAMPLE = 100_000  # values per side for the KS statistic: its error is then about 0.003
+LEARN_VALUES = 1_000_000  # training values a numeric feature's bins are learned from, at most
 SCORE = "(score)"  # the feature name of the score's own drift
 
 
@@ -110,76 +115,185 @@ def finite_values(values) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+class Reservoir:
+    """A seeded uniform sample, without replacement, of at most `size` values of a stream: the
+    values given the smallest of random keys drawn in stream order, so the same stream gives
+    the same sample however it is cut into batches."""
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+        self.keys = np.empty(0)
+        self.values = np.empty(0)
+
+    def add(self, values: np.ndarray) -> None:
+        keys = np.concatenate([self.keys, self.rng.random(len(values))])
+        values = np.concatenate([self.values, np.asarray(values, dtype="float64")])
+        if len(keys) > self.size:
+            keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+            keys, values = keys[keep], values[keep]
+        self.keys, self.values = keys, values
+
+
+class NumericTally:
+    """A numeric feature's stream against its bins: rows per bin, rows, NULLs (NULL or NaN),
+    and a seeded sample of the finite values for the KS statistic."""
+
+    def __init__(self, bins: NumericBins):
+        self.bins = bins
+        self.counts = np.zeros(len(bins.labels(str)), dtype="int64")
+        self.rows = 0
+        self.nulls = 0
+        self.sample = Reservoir(KS_SAMPLE)
+
+    def add(self, values) -> None:
+        values = np.asarray(values, dtype="float64")
+        self.counts += self.bins.counts(values)
+        self.rows += len(values)
+        self.nulls += int(np.isnan(values).sum())
+        self.sample.add(values[np.isfinite(values)])
+
+
+class CategoryTally:
+    """A categorical (or flag) feature's stream: rows per value as text (NULL as `None`, as
+    `str()` writes it), rows and NULLs."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+        self.rows = 0
+        self.nulls = 0
+
+    def add(self, values) -> None:
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            array = values
+        else:  # a whole array of Python values: as text, NULL (None or NaN) kept as NULL
+            texts = [None if missing_value(v) else str(v) for v in np.asarray(values, dtype=object)]
+            array = pa.array(texts, type=pa.string())
+        counted = pc.value_counts(array)
+        for value, count in zip(
+            counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
+        ):
+            key = str(value)  # None -> "None", as before values were tallied
+            self.counts[key] = self.counts.get(key, 0) + count
+        self.rows += len(array)
+        self.nulls += array.null_count
+
+
+def missing_value(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def learn_bins(batches) -> NumericBins:
+    """The bins of a numeric feature from its training values, given batch by batch: learned
+    from all of them up to LEARN_VALUES finite values, from a seeded sample of that many
+    beyond."""
+    sample = Reservoir(LEARN_VALUES, seed=1)
+    for values in batches:
+        sample.add(finite_values(values))
+    return NumericBins.learn(sample.values)
+
+
+def category_histograms(
+    train: CategoryTally, scored: CategoryTally
+) -> tuple[list, np.ndarray, np.ndarray]:
+    """(values, training counts, scoring counts) over every value seen on either side."""
+    values = sorted(set(train.counts) | set(scored.counts))
+    return (
+        values,
+        np.array([train.counts.get(v, 0) for v in values], dtype="int64"),
+        np.array([scored.counts.get(v, 0) for v in values], dtype="int64"),
+    )
+
+
+def share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def ks_of(train: NumericTally, scored: NumericTally) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic of both sides' samples."""
+    a, b = np.sort(train.sample.values), np.sort(scored.sample.values)
+    if not (len(a) and len(b)):
+        return float("nan")
+    both = np.concatenate([a, b])  # the largest gap between the two empirical CDFs
+    gap = np.searchsorted(a, both, side="right") / len(a) - np.searchsorted(
+        b, both, side="right"
+    ) / len(b)
+    return float(np.max(np.abs(gap)))
+
+
+def unseen_of(train: CategoryTally, scored: CategoryTally) -> float:
+    """The share of scored rows whose (non-missing) category never occurs in training."""
+    known = set(train.counts) - {"None"}
+    unseen = sum(n for value, n in scored.counts.items() if value not in known and value != "None")
+    return share(unseen, scored.rows)
+
+
+def tally_findings(
+    spec: JobSpec, column: str, train: NumericTally | CategoryTally, scored
+) -> list[Finding]:
+    """Every drift statistic of one feature, from its training and scoring tallies."""
+    limits = spec.monitoring
+    if isinstance(train, NumericTally):
+        value = psi(train.counts, scored.counts)
+    else:
+        _, expected, actual = category_histograms(train, scored)
+        value = psi(expected, actual)
+    out = [
+        Finding(column, "psi", value, limits.psi_alert, limits.psi_watch),
+        Finding(
+            column,
+            "null_rate_change",
+            abs(share(scored.nulls, scored.rows) - share(train.nulls, train.rows)),
+            limits.null_rate_change_alert,
+        ),
+    ]
+    if isinstance(train, NumericTally):
+        out.append(Finding(column, "ks", ks_of(train, scored), limits.ks_alert))
+    elif column in spec.features.categorical:
+        out.append(
+            Finding(column, "unseen_share", unseen_of(train, scored), limits.unseen_share_alert)
+        )
+    return out
+
+
+def histogram_of(train: NumericTally | CategoryTally, scored) -> dict:
+    """Both sides' counts per bin, with each bin's label: what the run report draws."""
+    if isinstance(train, NumericTally):
+        labels = train.bins.labels(lambda v: f"{v:.6g}")
+        expected, actual = train.counts, scored.counts
+    else:
+        labels, expected, actual = category_histograms(train, scored)
+    return {"labels": labels, "training": expected.tolist(), "scoring": actual.tolist()}
+
+
+def tallies(spec: JobSpec, column: str, train, scored):
+    """Both sides of one feature tallied from whole arrays (one batch each)."""
+    sides: tuple[NumericTally, NumericTally] | tuple[CategoryTally, CategoryTally]
+    if column in spec.features.numeric:
+        bins = learn_bins([train])
+        sides = NumericTally(bins), NumericTally(bins)
+    else:
+        sides = CategoryTally(), CategoryTally()
+    sides[0].add(train)
+    sides[1].add(scored)
+    return sides
+
+
 def numeric_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:
-    """Counts per bin of `NumericBins` learned from the training values."""
-    bins = NumericBins.learn(train)
+    """Counts per bin of `NumericBins` learned from the training values (whole arrays)."""
+    bins = learn_bins([train])
     return bins.counts(train), bins.counts(scored)
 
 
 def categorical_histograms(train, scored) -> tuple[np.ndarray, np.ndarray]:
     """Counts per value seen in either side (as text), missing values included as a value."""
-    train = pd.Series(np.asarray(train, dtype=object)).map(str)  # None -> "None", as str() does
-    scored = pd.Series(np.asarray(scored, dtype=object)).map(str)
-    values = sorted(set(train.unique()) | set(scored.unique()))
-
-    def counts(column):
-        codes = pd.Categorical(column, categories=values).codes
-        return np.bincount(codes, minlength=len(values))
-
-    return counts(train), counts(scored)
-
-
-def missing(values: np.ndarray) -> np.ndarray:
-    """True where a column read by `read_column` holds NULL (None or NaN)."""
-    return pd.isna(values)
-
-
-def null_share(values: np.ndarray) -> float:
-    return float(missing(values).mean()) if len(values) else 0.0
-
-
-def ks_statistic(train: np.ndarray, scored: np.ndarray) -> float:
-    """The two-sample Kolmogorov-Smirnov statistic of the non-missing values (sampled, seeded)."""
-    rng = np.random.default_rng(0)
-    sides = []
-    for values in (train, scored):
-        values = np.asarray(values, dtype="float64")
-        values = values[np.isfinite(values)]
-        if len(values) > KS_SAMPLE:
-            values = rng.choice(values, KS_SAMPLE, replace=False)
-        sides.append(values)
-    if not all(len(side) for side in sides):
-        return float("nan")
-    return float(ks_2samp(*sides).statistic)
-
-
-def unseen_share(train: np.ndarray, scored: np.ndarray) -> float:
-    """The share of scored rows whose (non-missing) category never occurs in training."""
-    if not len(scored):
-        return 0.0
-    known = pd.unique(pd.Series(train).dropna().astype(str))
-    present = pd.Series(scored).dropna().astype(str)
-    return float((~present.isin(known)).sum() / len(scored))
+    sides = CategoryTally(), CategoryTally()
+    sides[0].add(train)
+    sides[1].add(scored)
+    _, expected, actual = category_histograms(*sides)
+    return expected, actual
 
 
 def feature_findings(spec: JobSpec, column: str, train, scored) -> list[Finding]:
-    """Every drift statistic of one feature."""
-    limits = spec.monitoring
-    numeric = column in spec.features.numeric
-    histograms = numeric_histograms if numeric else categorical_histograms
-    out = [
-        Finding(column, "psi", psi(*histograms(train, scored)), limits.psi_alert, limits.psi_watch),
-        Finding(
-            column,
-            "null_rate_change",
-            abs(null_share(scored) - null_share(train)),
-            limits.null_rate_change_alert,
-        ),
-    ]
-    if numeric:
-        out.append(Finding(column, "ks", ks_statistic(train, scored), limits.ks_alert))
-    elif column in spec.features.categorical:
-        out.append(
-            Finding(column, "unseen_share", unseen_share(train, scored), limits.unseen_share_alert)
-        )
-    return out
+    """Every drift statistic of one feature, from whole arrays."""
+    return tally_findings(spec, column, *tallies(spec, column, train, scored))

@@ -40,7 +40,8 @@ def monitor(
         population=drift.population if drift else None,
         population_rows=drift.rows if drift else None,
     )
-    set_field(ctx.url, spec.name, run.run_id, "monitoring", summary.to_json())
+    recorded = {**summary.to_json(), "scores": drift.scores if drift else None}
+    set_field(ctx.url, spec.name, run.run_id, "monitoring", recorded)
     send_alerts(spec, run.run_id, drift, drift_alerts, performance)
     if spec.monitoring.on_alert == "fail" and (drift_alerts or performance):
         raise DataValidationError(

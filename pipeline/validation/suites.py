@@ -7,8 +7,6 @@ or `warning` (recorded and logged, the run goes on).
 import json
 from pathlib import Path
 
-import great_expectations as gx
-
 from pipeline.config import expectations_dir
 from pipeline.errors import PipelineError
 
@@ -20,7 +18,9 @@ def suite_path(job: str, kind: str) -> Path:
 
 
 def read_suite(job: str, kind: str) -> dict:
-    """A job's suite file for one snapshot kind, as JSON, checked so that GX will accept it."""
+    """A job's suite file for one snapshot kind, as JSON, with every severity known. Great
+    Expectations parses it (`build_suite`) where it validates, and `check` does too: importing
+    GX takes seconds, which a run's first task does not spend."""
     path = suite_path(job, kind)
     if not path.exists():
         raise PipelineError(
@@ -32,21 +32,27 @@ def read_suite(job: str, kind: str) -> dict:
     except json.JSONDecodeError as exc:
         raise PipelineError(f"{path}: not valid JSON: {exc}") from None
     raw["name"] = raw.get("name") or f"{job}.{kind}"
-    build_suite(raw, str(path))
+    check_severities(raw, str(path))
     return raw
 
 
-def build_suite(raw: dict, where: str):
-    """The GX ExpectationSuite of a suite's JSON; every expectation must parse."""
-
-    expectations = raw.get("expectations") or []
-    for i, exp in enumerate(expectations):
+def check_severities(raw: dict, where: str) -> None:
+    """Every expectation's `meta.severity` is critical (the default) or warning."""
+    for i, exp in enumerate(raw.get("expectations") or []):
         severity = (exp.get("meta") or {}).get("severity", "critical")
         if severity not in SEVERITIES:
             raise PipelineError(
                 f"{where}: expectations[{i}].meta.severity: {severity!r} must be one of "
                 f"{SEVERITIES}"
             )
+
+
+def build_suite(raw: dict, where: str):
+    """The GX ExpectationSuite of a suite's JSON; every expectation must parse."""
+    import great_expectations as gx  # seconds to import: only where a suite is used
+
+    check_severities(raw, where)
+    expectations = raw.get("expectations") or []
     suite = gx.ExpectationSuite(name=raw["name"], expectations=expectations, meta=raw.get("meta"))
     if len(suite.expectations) != len(expectations):
         raise PipelineError(

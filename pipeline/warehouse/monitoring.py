@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from psycopg2.extras import Json
+
 from pipeline.warehouse import db
 
 
@@ -25,6 +27,7 @@ class DriftRow(db.Row):
     population: str = "all"  # all: the whole scored table; new: rows new since the last run
     rows: int | None = None
     decides: bool = True  # the population the run's alerts come from
+    histogram: dict | None = None  # psi rows: both sides' counts per bin, with bin labels
 
     @property
     def grade(self) -> str:
@@ -74,6 +77,7 @@ def record_drift(url: str, job: str, run_id: str, rows: list[DriftRow]) -> None:
                     "population": r.population,
                     "rows": r.rows,
                     "decides": r.decides,
+                    "histogram": Json(r.histogram) if r.histogram is not None else None,
                 }
                 for r in rows
             ],
@@ -86,7 +90,7 @@ def drift_of_run(url: str, job: str, run_id: str, levels: tuple[str, ...] = ()) 
         url,
         DriftRow,
         "SELECT feature, statistic, value, threshold, watch, level, alert, population, rows,"
-        " decides FROM scoring.drift_reports WHERE job = %s AND run_id = %s"
+        " decides, histogram FROM scoring.drift_reports WHERE job = %s AND run_id = %s"
         " AND (cardinality(%s::text[]) = 0 OR level = ANY(%s::text[]))"
         " ORDER BY decides DESC, feature, statistic",
         (job, run_id, list(levels), list(levels)),

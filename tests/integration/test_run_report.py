@@ -77,7 +77,7 @@ def test_run_reports_and_index_render_offline(warehouse, jobs, browser, tmp_path
     scored = flow.run_stages(warehouse, third, until="monitor")  # written before the run ends
     early = Path(run_page.write_run_report(warehouse, spec, "run-3")).read_text()
     status = query(warehouse, "SELECT status FROM scoring.scoring_runs WHERE run_id = 'run-3'")
-    assert f'<span class="badge {status[0][0]}">' in early and "3,000" in early  # from the files
+    assert f'<span class="badge {status[0][0]}">' in early and "3,000" in early  # as monitored
     assert 'id="distribution-0"' in early and 'id="score-histogram"' in early
     flow.run_stages(warehouse, third, given=scored)
     query(warehouse, "DELETE FROM demo.customers")
@@ -171,7 +171,7 @@ def test_run_reports_and_index_render_offline(warehouse, jobs, browser, tmp_path
     try:
         view.assert_self_contained()
         text = view.text()
-        assert "No predictions: the run failed before scoring" in text
+        assert "No scores: the run failed before monitoring summarised them" in text
         assert "Why it stopped" in text and "expect_table_row_count_to_be_between" in text
         assert "the run stopped before its retrain decision" in text
         view.page.screenshot(path=shots / "run-4-report.png", full_page=True)
