@@ -40,3 +40,15 @@ def trigger_for(spec: JobSpec, as_of: datetime, run_id: str, **options) -> Trigg
 def run_stages(url: str, spec: JobSpec, as_of: datetime, run_id: str, **options) -> dict:
     """Every stage of `pipeline.flow`, in the DAG's order; their JSON results by stage name."""
     return flow.run_stages(url, trigger_for(spec, as_of, run_id, **options))
+
+
+def as_role(url: str, role: str, statement: str):
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SET ROLE {role}")
+            cur.execute(statement)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.rollback()
+        conn.close()

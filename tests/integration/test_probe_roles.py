@@ -5,22 +5,14 @@ import psycopg2
 import pytest
 import yaml
 from psycopg2 import errors
-from test_roles import as_role
 
-from helpers import query, run_stages
+from helpers import as_role, query, run_stages
 from pipeline import cli
 from pipeline.errors import PipelineError
-from pipeline.local.demo_data import demo_as_of, seed_table
+from pipeline.local.demo_data import demo_as_of
 from pipeline.spec import load_spec
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def published(warehouse, jobs):
-    seed_table(warehouse, "demo.deliveries", 2_000)
-    run_stages(warehouse, load_spec(jobs / "delivery_delay.yaml"), demo_as_of(), "run-1")
-    return warehouse
 
 
 @pytest.mark.parametrize(

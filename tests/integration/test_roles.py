@@ -4,30 +4,9 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from helpers import run_stages
-from pipeline.local.demo_data import demo_as_of, seed_table
-from pipeline.spec import load_spec
+from helpers import as_role
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def published(warehouse, jobs):
-    seed_table(warehouse, "demo.deliveries", 2_000)
-    run_stages(warehouse, load_spec(jobs / "delivery_delay.yaml"), demo_as_of(), "run-1")
-    return warehouse
-
-
-def as_role(url: str, role: str, statement: str):
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SET ROLE {role}")
-            cur.execute(statement)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.rollback()
-        conn.close()
 
 
 def test_reader_selects_the_latest_view_history_and_run_records(published):
