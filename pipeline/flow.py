@@ -203,9 +203,36 @@ def item_label(stage: Stage, item: Any) -> str | None:
 
 
 def inputs_of(stage: Stage, results: dict) -> dict:
-    """The results a stage reads: the started run and its declared inputs."""
+    """The results a stage reads: the started run and its declared inputs. `results` holds
+    the results themselves (`run_stages`) or, in the DAG, how each task reads one at run time
+    (a pull of that stage's XCom by task id, which draws no edge: see `upstream_of`)."""
     names = () if stage.name == FIRST else (FIRST, *stage.inputs)
     return {name: results[name] for name in names}
+
+
+def reads(stage: Stage) -> set[str]:
+    """Every stage whose result this one needs: the started run, its inputs, its `expand`."""
+    if stage.name == FIRST:
+        return set()
+    return {FIRST, *stage.inputs, *([stage.expand] if stage.expand else [])}
+
+
+def before(stage: Stage) -> set[str]:
+    """Every stage that must have ended before this one starts (what it reads, transitively)."""
+    found: set[str] = set()
+    for name in reads(stage):
+        found |= {name} | before(BY_NAME[name])
+    return found
+
+
+def upstream_of(stage: Stage) -> tuple[str, ...]:
+    """The stages this one waits for directly, in `STAGES` order: those it reads less those
+    another of them already comes after (a transitive reduction). The DAG's edges are these
+    only, so its Graph shows the stage order (start_run, snapshots, validations, ...) and not
+    an edge from start_run to every task nor seven into publish."""
+    direct = reads(stage)
+    implied = set().union(*(before(BY_NAME[name]) for name in direct))
+    return tuple(s.name for s in STAGES if s.name in direct - implied)
 
 
 def run_here(stage: Stage, url: str, trigger: Trigger, inputs: dict, items: list | None):

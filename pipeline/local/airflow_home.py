@@ -5,6 +5,7 @@ by the caller. Anything already set in the environment (a real deployment's sett
 """
 
 import configparser
+import io
 import logging
 import os
 import secrets
@@ -87,9 +88,16 @@ def jwt_secret(home: Path) -> str:
     """One secret every process of this home signs and checks task tokens with."""
     path = home / "jwt_secret"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(64))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(64))
     return path.read_text()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read, from its first byte (secrets live in it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def configure(
@@ -104,12 +112,14 @@ def configure(
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)  # its files hold the JWT secret, the passwords and the metadata DB
     sections = settings(home, executor, port, ui, log_ports)
     config = configparser.ConfigParser(interpolation=None)
     config.read_dict(sections)
-    with open(home / "airflow.cfg", "w") as out:
-        out.write("# Written by pipeline.local.airflow_home: the project's settings.\n")
-        config.write(out)
+    text = io.StringIO()
+    text.write("# Written by pipeline.local.airflow_home: the project's settings.\n")
+    config.write(text)
+    write_private(home / "airflow.cfg", text.getvalue())  # it holds the JWT secret
     for name, value in as_env(sections).items():
         os.environ.setdefault(name, value)
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]

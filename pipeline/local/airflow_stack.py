@@ -5,6 +5,10 @@ group with the LocalExecutor; with `workers=N` the CeleryExecutor runs the tasks
 workers through Redis (`REDIS_URL`). Every process reads `.airflow/airflow.cfg`, which
 `airflow_home.configure` writes with the project's settings, so any `airflow` command run with
 `AIRFLOW_HOME=.airflow` sees the same DAGs. Logs go to `.airflow/logs/<process>.log`.
+
+Once the api-server answers, every job's DAG is unpaused, however it was made (a CLI run such
+as `make demo` makes them paused): the scheduler then starts each one's latest scheduled run
+at once, before anyone can press Trigger, so a Trigger press is one run of its own.
 """
 
 import json
@@ -21,8 +25,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ConfigError
+from pipeline.config import jobs_dir
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.local import airflow_home
+from pipeline.spec import load_spec, spec_paths
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +85,6 @@ def start(warehouse: str, workers: int = 0, port: int = 8080) -> Login:
     if running():
         raise ConfigError(f"Airflow already runs (pid file {pid_file()}): `make stop-airflow`")
     executor = "CeleryExecutor" if workers else "LocalExecutor"
-    # DAGs start unpaused: the latest scheduled run starts once, when a DAG first appears, and
-    # from then on a Trigger press is exactly one run (unpausing would start another)
     log_ports = (free_port(), free_port())
     folder = airflow_home.configure(executor, port, ui=True, log_ports=log_ports)
     sections = airflow_home.settings(folder, executor, port, True, log_ports)
@@ -109,7 +113,43 @@ def start(warehouse: str, workers: int = 0, port: int = 8080) -> Login:
     pid_file().write_text(str(leader.pid))
     login = Login(f"http://127.0.0.1:{port}", USER, password(folder))
     wait_until_up(login.url, logs)
+    unpause(Client(login), job_names())
     return login
+
+
+def job_names() -> list[str]:
+    """The jobs whose DAGs the stack runs: every spec that loads (a broken one has no DAG)."""
+    names = []
+    for path in spec_paths(jobs_dir()):
+        try:
+            names.append(load_spec(path).name)
+        except PipelineError:
+            continue
+    return names
+
+
+def unpause(api: "Client", dag_ids: list[str], timeout_s: float = START_TIMEOUT_S) -> list[str]:
+    """Unpause each DAG once the dag-processor has parsed it (PATCH /api/v2/dags/<id>); returns
+    those it unpaused. A DAG met paused was made by a CLI run: unpausing it makes the scheduler
+    start its latest scheduled run now, at the stack's start, not at someone's first Trigger.
+    A DAG still missing at the deadline is a warning (its spec may fail to import)."""
+    deadline, waiting, unpaused = time.monotonic() + timeout_s, list(dag_ids), []
+    while waiting:
+        for dag_id in list(waiting):
+            dag = api.try_call("GET", f"/api/v2/dags/{dag_id}")
+            if not dag.get("dag_id"):
+                continue
+            if dag.get("is_paused"):
+                api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+                unpaused.append(dag_id)
+                log.info("unpaused %s: its latest scheduled run starts now", dag_id)
+            waiting.remove(dag_id)
+        if waiting and time.monotonic() > deadline:
+            log.warning("DAGs not parsed within %.0f s, left as they are: %s", timeout_s, waiting)
+            break
+        if waiting:
+            time.sleep(2)
+    return unpaused
 
 
 class Client:

@@ -125,21 +125,36 @@ def record_failure(job: str, run_id: str, error: str, when: str) -> None:
     log.error("could not record the failure of run %s: the warehouse stayed out of reach", run_id)
 
 
+def pulled(name: str) -> str:
+    """How a task reads stage `name`'s result when it runs: a pull of that task's XCom by task
+    id (a template, rendered as the object itself: the DAG renders templates natively). Unlike
+    an XComArg argument it draws no edge. A mapped stage's result is the list of its tasks'."""
+    if flow.BY_NAME[name].expand:
+        return f"{{{{ ti.xcom_pull(task_ids=[{name!r}]) }}}}"
+    return f"{{{{ ti.xcom_pull(task_ids={name!r}, map_indexes=None) }}}}"
+
+
 def wire(stage: flow.Stage, job: str, spec_path: str, results: dict):
-    """The task for one stage, fed the XComs of the stages it reads."""
-    skippable = any(flow.BY_NAME[name].may_skip for name in stage.inputs)
+    """The task for one stage, after the tasks it waits for (`flow.upstream_of`: the stage
+    order, not every stage it reads); it pulls the results it reads, the started run's too."""
+    upstream = flow.upstream_of(stage)
+    skippable = any(flow.BY_NAME[name].may_skip for name in upstream)
     op = stage_task.override(
         task_id=stage.name,
         trigger_rule="none_failed" if skippable else "all_success",
         map_index_template="{{ item_label }}" if stage.expand else None,
         outlets=[latest_asset(job)] if stage.refreshes_latest else [],
     )
-    inputs = flow.inputs_of(stage, results)
+    inputs = flow.inputs_of(stage, {name: pulled(name) for name in flow.BY_NAME})
     if stage.expand:
-        return op.partial(stage=stage.name, job=job, spec_path=spec_path, inputs=inputs).expand(
+        task = op.partial(stage=stage.name, job=job, spec_path=spec_path, inputs=inputs).expand(
             item=results[stage.expand]
         )
-    return op(stage=stage.name, job=job, spec_path=spec_path, inputs=inputs)
+    else:
+        task = op(stage=stage.name, job=job, spec_path=spec_path, inputs=inputs)
+    for name in upstream:
+        results[name] >> task
+    return task
 
 
 def latest_asset(job: str) -> Asset:
@@ -164,37 +179,52 @@ the current champion.
 - First logical date: {spec.schedule.start} (`schedule.start`); Airflow never catches up
   on its own: backfill with `python -m pipeline backfill` or `airflow backfill create`.
 - Publishing updates the Asset `scoring.{spec.latest_view}`: schedule other DAGs on it.
-- Trigger parameters: `as_of` (ISO-8601 cut-off, not in the future; empty = the logical date),
-  `force_promote` (promote the candidate even if the gate says no; recorded),
-  `retrain` (auto = the spec's policy, always, never).
+- Trigger parameters: `Cut-off (as_of)` (ISO-8601, UTC, not in the future): empty, the
+  run's **Logical Date** is its cut-off (now, for a manual run); given, it is the cut-off
+  whatever the Logical Date (which then only names the run). `force_promote` (promote the
+  candidate even if the gate says no; recorded); `retrain` (auto = the spec's policy,
+  always, never; cleared = auto).
 """
 
 
 def trigger_form(spec: JobSpec) -> dict:
-    """The parameters a person sets when pressing Trigger."""
+    """The parameters a person sets when pressing Trigger.
+
+    Airflow's form marks a field required (*) unless its type allows "null", and always draws
+    a clear (X) on a drop-down: so every field here allows null, meaning its default (a
+    cleared `retrain` is auto; `trigger_of` reads a missing value the same way), and none is
+    starred. The form's own "Logical Date", above these, is the cut-off unless `as_of` is set.
+    """
     return {
         "as_of": Param(
             None,
             type=["null", "string"],
             format="date-time",
             title="Cut-off (as_of)",
-            description=f"The snapshot keeps rows with {spec.source.timestamp} before this "
-            "date and time (UTC; not in the future). Empty: the run's logical date, which is "
-            "now for a manual run.",
+            description=f"Rows with {spec.source.timestamp} before this date and time (UTC, "
+            "not in the future) are snapshotted. Empty: the cut-off is the Logical Date above "
+            "(now, unless you change it). Set: this is the cut-off, whatever the Logical Date.",
         ),
         "force_promote": Param(
             False,
-            type="boolean",
+            type=["boolean", "null"],
             title="Force promote",
-            description="Promote the new candidate even if it does not beat the champion.",
+            description="On: the new candidate becomes champion even if it does not beat the "
+            "current one (recorded as forced). Off: the gate decides.",
         ),
         "retrain": Param(
             "auto",
-            type="string",
-            enum=["auto", "always", "never"],
+            type=["string", "null"],
+            enum=["auto", "always", "never", None],
+            values_display={
+                "auto": "auto: the job spec's retrain policy decides",
+                "always": "always: fit a candidate and gate it against the champion",
+                "never": "never: score with the current champion",
+                None: "(cleared) auto",
+            },
             title="Retrain",
-            description="auto: the job spec's retrain policy decides; always: fit a candidate "
-            "and gate it; never: score with the current champion.",
+            description=f"Whether this run fits a new candidate (the spec's policy: "
+            f"{spec.retrain.policy}). Cleared (X) is auto.",
         ),
     }
 
@@ -223,6 +253,7 @@ def build_dag(spec: JobSpec, path: Path):
         doc_md=doc_for(spec, path),
         default_args=default_args,
         params=trigger_form(spec),
+        render_template_as_native_obj=True,  # a task's `pulled` inputs are the records
     )
     def scoring_dag():
         results: dict = {}

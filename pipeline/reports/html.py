@@ -1,9 +1,11 @@
-"""Building blocks of the product's pages (run reports, job indexes): escaping, number
-formats, tables, badges, figures, and the page shell with its content security policy. Pages
-have their CSS inline and no script, so they open offline, from a file or a bucket."""
+"""Building blocks of the product's pages (run reports, job indexes, the UI's Scoring files):
+escaping, number formats, tables, badges, figures, a small Markdown, and the page shell with
+its content security policy. Pages have their CSS inline and no script, so they open offline,
+from a file or a bucket."""
 
 import html
 import math
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,3 +114,95 @@ def page(title: str, body: str) -> str:
         f"<title>{esc(title)}</title><style>{css}</style></head>"
         f"<body>{body}</body></html>\n"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown (model cards), a small subset
+
+_FENCE = "```"
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_ITEM = re.compile(r"^\s{0,3}([-*+]|\d{1,9}[.)])\s+(.*)$")
+_RULE_CELL = re.compile(r"^:?-+:?$")
+
+
+def md_inline(text: str) -> str:
+    """One line of Markdown as HTML: escaped, `code` spans as <code>. Character references
+    (`&#x27;`) mean their character, as in CommonMark, and are escaped again."""
+    parts = re.split(r"(`[^`]+`)", text)
+    return "".join(
+        f"<code>{esc(part[1:-1])}</code>"
+        if len(part) > 2 and part[0] == part[-1] == "`"
+        else esc(html.unescape(part))
+        for part in parts
+    )
+
+
+def md_block_start(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped.startswith((_FENCE, "|")) or _HEADING.match(stripped) or _ITEM.match(line))
+
+
+def md_table(rows: list[list[str]]) -> str:
+    """A pipe table: its first row the header; a column of numbers is right-aligned."""
+    head, body = rows[0], [r for r in rows[1:] if not all(_RULE_CELL.match(c) for c in r)]
+
+    def number(cell: str) -> bool:
+        try:
+            float(cell.replace(",", ""))
+        except ValueError:
+            return False
+        return True
+
+    numeric = [
+        i for i in range(len(head)) if body and all(number(r[i]) for r in body if i < len(r))
+    ]
+    cells = [[md_inline(c) for c in r] for r in body]
+    return table([html.unescape(h) for h in head], cells, numeric=numeric)
+
+
+def markdown_html(text: str) -> str:
+    """Markdown as HTML, everything escaped, in the subset the model card uses: ATX headings,
+    `-` and `1.` lists (an indented line continues an item), pipe tables, fenced code blocks,
+    paragraphs and `code` spans. Anything else shows as its text."""
+    lines, out, i = text.splitlines(), [], 0
+    while i < len(lines):
+        line, stripped = lines[i], lines[i].strip()
+        heading, item = _HEADING.match(stripped), _ITEM.match(line)
+        if not stripped:
+            i += 1
+        elif stripped.startswith(_FENCE):
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == _FENCE), None)
+            end = len(lines) if end is None else end
+            out.append(f"<pre><code>{esc(chr(10).join(lines[i + 1 : end]))}</code></pre>")
+            i = end + 1
+        elif heading:
+            level = len(heading[1])
+            out.append(f"<h{level}>{md_inline(heading[2])}</h{level}>")
+            i += 1
+        elif stripped.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].strip().startswith("|"):
+                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            out.append(md_table(rows))
+        elif item:
+            ordered, items = item[1][0].isdigit(), []
+            while i < len(lines):
+                found = _ITEM.match(lines[i])
+                if found and found[1][0].isdigit() == ordered:
+                    items.append(found[2])
+                elif items and lines[i][:1] in (" ", "\t") and lines[i].strip():
+                    items[-1] += " " + lines[i].strip()
+                else:
+                    break
+                i += 1
+            tag = "ol" if ordered else "ul"
+            out.append(f"<{tag}>{''.join(f'<li>{md_inline(t)}</li>' for t in items)}</{tag}>")
+        else:
+            paragraph = [stripped]
+            i += 1
+            while i < len(lines) and lines[i].strip() and not md_block_start(lines[i]):
+                paragraph.append(lines[i].strip())
+                i += 1
+            out.append(f"<p>{md_inline(' '.join(paragraph))}</p>")
+    return "\n".join(out)

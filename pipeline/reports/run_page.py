@@ -60,7 +60,7 @@ def write_run_report(url: str, spec: JobSpec, run_id: str) -> str:
     root.write_bytes(path, render_report(spec, facts).encode())
     write_job_index(url, spec, root)
     uri = root.uri(path)
-    log.info("run report: %s", uri)
+    log.debug("run report: %s", uri)  # the summary links it
     return uri
 
 

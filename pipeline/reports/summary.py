@@ -1,5 +1,6 @@
 """The end-of-run summary: printed by `python -m pipeline run|demo`, and logged by the run's
-last task (`publish`), so the Airflow UI shows the same at the end of that task's log."""
+last task (`publish`), so the Airflow UI shows the same at the end of that task's log, its lines
+fitted to the width of the Graph view's side panel."""
 
 import logging
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from pipeline.warehouse.snapshots import SnapshotRow
 
 log = logging.getLogger(__name__)
 
+WIDTH = 100  # characters of a logged line: what the Graph view's side panel shows
+
 
 def print_run_summary(url: str, job: str, logical_date: datetime, seconds: float) -> None:
     """The summary of the job's run at `logical_date`, printed (the CLI's `run` and `demo`)."""
@@ -28,13 +31,40 @@ def print_run_summary(url: str, job: str, logical_date: datetime, seconds: float
 
 
 def log_run_summary(url: str, spec: JobSpec, run_id: str) -> None:
-    """The same summary, in the log of the run's last task (what the UI shows)."""
+    """The same summary, in the log of the run's last task (what the UI shows), its lines
+    `fitted` to the Graph view's side panel."""
     run = runs.fetch_run(url, spec.name, run_id)
     if run is None or run.started_at is None:
         return
     seconds = (datetime.now(UTC) - run.started_at).total_seconds()
-    for line in run_summary(url, spec, run, seconds):
-        log.info("%s", line)
+    for entry in run_summary(url, spec, run, seconds):
+        for line in filter(None, entry.split("\n")):  # a blank log line shows as a bare prefix
+            for part in fitted(line):
+                log.info("%s", part)
+
+
+def fitted(line: str, width: int = WIDTH) -> list[str]:
+    """One line as lines of at most `width` characters: broken after a clause (`, `, `; `,
+    `: `) in the last part of the line when there is one, else between words; continued lines
+    indented three spaces more. A line holding a path or a link stays whole: cut in two, it
+    opens nothing."""
+    if len(line) <= width or any("/" in word and len(word) > 40 for word in line.split()):
+        return [line]
+    indent = line[: len(line) - len(line.lstrip())]
+    out, prefix, rest = [], indent, line.lstrip()
+    while len(prefix) + len(rest) > width:
+        room = width - len(prefix)
+        cut = rest.rfind(" ", 0, room + 1)
+        if cut <= 0:  # a word longer than the room: break after it
+            cut = rest.find(" ", room)
+            if cut < 0:
+                break
+        clause = max(rest.rfind(sep, 0, cut + 1) for sep in (", ", "; ", ": "))
+        if clause > room * 0.6:
+            cut = clause + 1
+        out.append(prefix + rest[:cut].rstrip())
+        prefix, rest = indent + "   ", rest[cut:].lstrip()
+    return [*out, prefix + rest]
 
 
 def run_summary(url: str, spec: JobSpec, run: RunRow, seconds: float) -> list[str]:
@@ -44,6 +74,9 @@ def run_summary(url: str, spec: JobSpec, run: RunRow, seconds: float) -> list[st
     out.append(f"job {job}  run {run.run_id}  status {run.status.upper()}  ({seconds:.1f} s)")
     as_of = run.as_of.isoformat() if run.as_of else "-"
     out.append(f"as_of {as_of}  code {run.code_version or '-'}")
+    snaps = run_snapshots(url, run)
+    if any(in_data_root(snap.uri) != snap.uri for snap in snaps):
+        out.append(f"data root {data_root_prefix()}")
     if run.error:
         out.append(f"\nWHY IT STOPPED:\n{run.error}\n")
         published = runs.latest_published(url, job)
@@ -52,11 +85,9 @@ def run_summary(url: str, spec: JobSpec, run: RunRow, seconds: float) -> list[st
             if published
             else f"Nothing was published for {job} yet: scoring.{spec.latest_view} shows no run."
         )
-    for snap in run_snapshots(url, run):
-        out.append(
-            f"snapshot {snap.kind:<9} {snap.row_count:>10,} rows"
-            f"  sha256 {snap.sha256[:16]}  {snap.uri}"
-        )
+    for snap in snaps:
+        out.append(f"snapshot {snap.kind:<9} {snap.row_count:>10,} rows  sha256 {snap.sha256[:16]}")
+        out.append(f"   {in_data_root(snap.uri)}")
     for check in validations.validations_of_run(url, job, run.run_id):
         verdict = "passed" if check.success else "FAILED"
         out.append(
@@ -93,6 +124,18 @@ def run_snapshots(url: str, run: RunRow) -> list[SnapshotRow]:
         (run.training_snapshot_sha256, run.scoring_snapshot_sha256),
         run.as_of,
     )
+
+
+def data_root_prefix() -> str:
+    """The data root as its files' uris start: a resolved folder, or the URI (s3://...)."""
+    root = data_root()
+    return root.rstrip("/") if "://" in root else str(Path(root).resolve())
+
+
+def in_data_root(uri: str) -> str:
+    """A file's uri relative to the data root (shown once, at the top), else as it is."""
+    root = data_root_prefix() + "/"
+    return uri[len(root) :] if uri.startswith(root) else uri
 
 
 def page_link(uri: str) -> str:
@@ -197,6 +240,7 @@ def analyst_sql(spec: JobSpec) -> list[str]:
         f"  SELECT key, score, label, {columns}model_version"  # noqa: S608
         f" FROM scoring.{spec.latest_view}",
         "  ORDER BY score DESC LIMIT 20;",
-        f"  -- joined to the source: SELECT c.*, l.score FROM {spec.source.table} c"  # noqa: S608
-        f" JOIN scoring.{spec.latest_view} l ON l.key = c.{spec.source.key};",
+        "  -- joined to the source:",
+        f"  SELECT c.*, l.score FROM {spec.source.table} c",  # noqa: S608
+        f"  JOIN scoring.{spec.latest_view} l ON l.key = c.{spec.source.key};",
     ]

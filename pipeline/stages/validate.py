@@ -89,7 +89,7 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: Manifest, run_id: str, 
     result_path = validation_path(root, manifest.uri, run_id, kind)
     root.write_json(result_path, result.to_json_dict())
     docs_path = result_path.removesuffix(".json") + ".html"
-    root.write_bytes(docs_path, render_data_docs(result).encode())
+    root.write_bytes(docs_path, render_data_docs(result, manifest, run_id).encode())
     summary = Validation(
         suite=suite.name,
         kind=kind,

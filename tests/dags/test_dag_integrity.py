@@ -120,4 +120,4 @@ def test_publish_updates_the_latest_asset_and_the_form_has_a_date_time_picker(da
         outlets = dag.get_task("publish").outlets
         assert [a.name for a in outlets] == [f"scoring.{dag_id}_latest"]
         assert dag.params.get_param("as_of").schema["format"] == "date-time"
-        assert dag.params.get_param("retrain").schema["enum"] == ["auto", "always", "never"]
+        assert dag.params.get_param("retrain").schema["enum"] == ["auto", "always", "never", None]

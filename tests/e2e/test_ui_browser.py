@@ -1,6 +1,9 @@
-"""A person's way through Airflow's UI, in headless Chromium: sign in with the password
-`airflow_stack` made, open customer_churn, press Trigger, set retrain=never in the form, submit;
-the run succeeds and is published in the warehouse.
+"""A newcomer's way through Airflow's UI, in headless Chromium at 1400x900: sign in with the
+password `airflow_stack` made, open customer_churn (its DAG made paused by a CLI run before the
+stack started, as after `make demo`: the stack unpaused it), press Trigger, set retrain=never
+in the form, submit; the run's Grid and Graph, the publish task's log with the run's summary;
+then "Scoring files" from the UI's navigation, and from it the run's report, a Data Docs page
+and the model card, each in the UI's frame. Each page's content is checked and screenshotted.
 
 The browser is Debian's (`apt-get install chromium`; the Makefile's venv rule does it), driven
 by Playwright; no browser is ever downloaded. The test owns the Airflow stack it starts and
@@ -9,6 +12,9 @@ always stops it. Screenshots of each step are kept under the test's tmp path, wh
 
 import json
 import os
+import re
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,18 +22,20 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
-from playwright.sync_api import Page
+from playwright.sync_api import FrameLocator, Page
 
 from helpers import query
-from pipeline.local import airflow_stack
+from pipeline.local import airflow_home, airflow_stack
 from pipeline.local.demo_data import seed_table
+from pipeline.reports.summary import WIDTH
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
 JOB = "customer_churn"
 ROWS = 3_000
 UI_TIMEOUT_MS = 60_000  # one page step, generous for a busy 2-core machine
-RUN_DEADLINE_S = 480  # the run; the scheduler's own latest scheduled run may go first
+RUN_DEADLINE_S = 480  # the scheduled run the unpause starts, then ours
+VIEWPORT = {"width": 1400, "height": 900}
 
 
 def api(login: airflow_stack.Login, path: str, token: str | None = None, body=None) -> dict:
@@ -59,6 +67,18 @@ def wait_for(what: str, probe, deadline: float, every_s: float = 3):
     raise AssertionError(f"timed out waiting for {what} (last error: {last})")
 
 
+def made_paused_by_a_cli_run() -> None:
+    """The job's DAG in the metadata DB, paused, as a CLI run (`make demo`) leaves it."""
+    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True)
+    airflow_home.ensure_metadata_db()
+    airflow = str(Path(sys.executable).parent / "airflow")
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"}
+    done = subprocess.run(
+        [airflow, "dags", "reserialize"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 @pytest.fixture
 def airflow(warehouse, jobs, tmp_path, monkeypatch):
     """`airflow_stack` (api-server, scheduler, dag-processor, triggerer; LocalExecutor) on a
@@ -73,40 +93,78 @@ def airflow(warehouse, jobs, tmp_path, monkeypatch):
     # two key-range partitions: plan splits by row group, so two row groups are needed too
     spec["scoring"] = {"partitions": 2, "batch_rows": ROWS // 2}
     path.write_text(yaml.safe_dump(spec))
+    made_paused_by_a_cli_run()
     try:
         yield airflow_stack.start(warehouse, workers=0, port=airflow_stack.free_port())
     finally:
         airflow_stack.stop()
 
 
-def shoot(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=folder / f"{name}.png")
+class Shots:
+    """Screenshots of each step, numbered in order, in the test's tmp folder."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.count = folder, 0
+        folder.mkdir()
+        print(f"\nscreenshots: {folder}")
+
+    def __call__(self, page: Page, name: str) -> None:
+        self.count += 1
+        page.screenshot(path=self.folder / f"{self.count:02d}-{name}.png")
 
 
-def test_trigger_from_the_ui_with_retrain_never(browser, airflow, warehouse, tmp_path):
+def summary_lines(login, token: str, run_path: str) -> list[str]:
+    """The lines the run's summary wrote to the publish task's log (its last try)."""
+    log = api(login, f"{run_path}/taskInstances/publish/logs/1?full_content=true", token)
+    records = [r for r in log["content"] if isinstance(r, dict)]
+    return [r["event"] for r in records if r.get("logger") == "pipeline.reports.summary"]
+
+
+def scoring_files(page: Page, back: bool = False) -> FrameLocator:
+    """The Scoring files index in the UI's frame, reached from the navigation, or `back` from a
+    page it opened (the UI keeps its frame where it is when the entry is clicked again)."""
+    if back:
+        page.go_back()
+    else:
+        page.get_by_role("link", name="Scoring files", exact=True).click()
+    page.wait_for_url("**/plugin/scoring-files**")
+    frame = page.frame_locator('iframe[title="Scoring files"]')
+    frame.get_by_role("heading", name="Scoring files", exact=True).wait_for()
+    return frame
+
+
+def test_a_newcomer_triggers_a_run_and_reads_its_pages_in_the_ui(
+    browser, airflow, warehouse, tmp_path
+):
     login = airflow
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
-    print(f"\nscreenshots: {shots}")
+    shoot = Shots(tmp_path / "screenshots")
     deadline = time.monotonic() + RUN_DEADLINE_S
     token = api(login, "/auth/token", body={"username": login.user, "password": login.password})
     token = token["access_token"]
+    dag = api(login, f"/api/v2/dags/{JOB}", token)
+    assert dag["is_paused"] is False, dag  # made paused, unpaused when the stack started
+    # the unpause started the latest scheduled run at once: it ends before anyone triggers
+    runs_path = f"/api/v2/dags/{JOB}/dagRuns"
     wait_for(
-        f"the DAG {JOB} to be parsed",
-        lambda: api(login, f"/api/v2/dags/{JOB}", token).get("dag_id"),
+        "the latest scheduled run to end",
+        lambda: (
+            (runs := api(login, runs_path, token)["dag_runs"])
+            and all(r["state"] in ("success", "failed") for r in runs)
+        ),
         deadline,
+        every_s=5,
     )
 
-    # viewport tall enough for the whole trigger form, its submit button included
-    page = browser.new_page(viewport={"width": 1400, "height": 1150})
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
-    console = []
+    console: list[str] = []
     page.on("console", lambda m: m.type == "error" and console.append(m.text))
     try:
         page.goto(login.url)
         page.wait_for_url("**/auth/login**")
         page.get_by_label("Username").wait_for()
-        shoot(page, shots, "01-login")
+        shoot(page, "login")
         page.get_by_label("Username").fill(login.user)
         page.get_by_label("Password").fill(login.password)
         page.get_by_role("button", name="Sign in").click()
@@ -116,25 +174,31 @@ def test_trigger_from_the_ui_with_retrain_never(browser, airflow, warehouse, tmp
         # loaded: the header's details and the grid's task list
         page.get_by_text("Latest Dag Version", exact=True).wait_for()
         page.get_by_text("start_run", exact=True).first.wait_for()
-        shoot(page, shots, "02-dag")
+        shoot(page, "dag")
 
+        # the form: no field starred as required; the cut-off explained against Logical Date
         page.get_by_test_id("trigger-dag-button").click()  # "Trigger", top right
         form = page.get_by_role("dialog")
         form.get_by_text(f"Trigger Dag - {JOB}").wait_for()
+        form.get_by_text("Cut-off (as_of)").wait_for()
+        text = form.inner_text()
+        assert "*" not in [line.strip() for line in text.splitlines()], text
+        assert "Empty: the cut-off is the Logical Date above" in text, text
+        assert "whatever the Logical Date" in text, text
         form.get_by_role("combobox", name="Retrain").click()
-        page.get_by_role("option", name="never", exact=True).click()
+        page.get_by_role("option", name=re.compile(r"^never")).click()
         assert form.locator("input[name=element_retrain]").input_value() == "never"
-        shoot(page, shots, "03-trigger-form")
+        shoot(page, "trigger-form")
         form.get_by_test_id("trigger-dag-submit").click()
 
         page.wait_for_url(f"**/dags/{JOB}/runs/**")  # the UI opens the run it made
         run_id = unquote(urlsplit(page.url).path.rsplit("/", 1)[1])
-        runs = api(login, f"/api/v2/dags/{JOB}/dagRuns?order_by=-run_after", token)["dag_runs"]
-        ours = [r for r in runs if (r["conf"] or {}).get("retrain") == "never"]
-        assert [r["dag_run_id"] for r in ours] == [run_id], runs
-        assert ours[0]["run_type"] == "manual"
+        runs = api(login, f"{runs_path}?order_by=-run_after", token)["dag_runs"]
+        manual = [r for r in runs if r["run_type"] == "manual"]
+        assert [r["dag_run_id"] for r in manual] == [run_id], runs  # one press, one run
+        assert manual[0]["conf"]["retrain"] == "never"
 
-        run_path = f"/api/v2/dags/{JOB}/dagRuns/{run_id}"
+        run_path = f"{runs_path}/{run_id}"
         state = wait_for(
             f"run {run_id} to finish",
             lambda: (s := api(login, run_path, token)["state"]) in ("success", "failed") and s,
@@ -150,38 +214,106 @@ def test_trigger_from_the_ui_with_retrain_never(browser, airflow, warehouse, tmp
         )
         assert sum(1 for t in tasks if t["task_id"] == "score") == 2, summary
 
-        page.reload()
+        run_url = f"{login.url}/dags/{JOB}/runs/{run_id}"
+        page.goto(run_url)
         page.get_by_text("Success", exact=True).first.wait_for()
-        page.get_by_text("End Date").wait_for()
-        shoot(page, shots, "04-finished-run")
+        page.get_by_text("End Date").first.wait_for()
+        shoot(page, "run-grid")
 
-        # the run's HTML report, as the summary links it: behind the UI's login, self-contained
-        [(report_uri,)] = query(
-            warehouse,
-            "SELECT report_uri FROM scoring.scoring_runs WHERE job = %s AND run_id = %s",
-            (JOB, run_id),
-        )
-        root = Path(os.environ["SCORING_DATA_ROOT"]).resolve()
-        fetched = []
+        # the Graph: the stage order, one edge per stage it waits for (none from start_run to
+        # every task, one into publish)
+        downstream = {
+            t["task_id"]: set(t["downstream_task_ids"])
+            for t in api(login, f"/api/v2/dags/{JOB}/tasks", token)["tasks"]
+        }
+        edges = sum(len(down) for down in downstream.values())
+        assert downstream["start_run"] == {"snapshot_training", "snapshot_scoring"}
+        assert [t for t, down in downstream.items() if "publish" in down] == ["monitor"]
+        page.get_by_role("button", name="Graph").first.click()
+        page.locator(".react-flow__node").first.wait_for()
+        page.wait_for_function(f"document.querySelectorAll('.react-flow__edge').length >= {edges}")
+        assert page.locator(".react-flow__edge").count() == edges == 13
+        shoot(page, "run-graph")
+
+        # the publish task's log ends with the summary: lines fit the side panel, the report
+        # once, as a link the UI serves
+        page.goto(f"{run_url}/tasks/publish")
+        page.get_by_text(re.compile(r"rows scored [\d,]+")).first.wait_for()
+        shoot(page, "publish-log")
+        lines = summary_lines(login, token, run_path)
+        long = [line for line in lines if len(line) > WIDTH and "://" not in line]
+        assert not long, long
+        reports = [line for line in lines if line.startswith("report: ")]
+        assert reports == [
+            f"report: {login.url}/scoring-files/runs/{JOB}/{report_folder(warehouse, run_id)}"
+        ], lines
+        assert any(line.startswith("data root ") for line in lines), lines
+        assert all(not line.strip().startswith("/") for line in lines), lines  # paths shortened
+
+        # Scoring files, from the navigation: the run's report, Data Docs and card side by side
+        frame = scoring_files(page)
+        row = frame.locator("tr").filter(has=frame.locator("code.run", has_text=run_id))
+        for link in ("report", "scoring", "training"):
+            row.get_by_role("link", name=link, exact=True).wait_for()
+        card = row.get_by_role("link", name=re.compile(r"^v\d+$"))
+        assert card.count() == 1  # retrain=never: the champion's card, no candidate's
+        assert str(tmp_path) not in frame.locator("body").inner_text()  # no path dump
+        shoot(page, "scoring-files")
+
+        row.get_by_role("link", name="report", exact=True).click()
+        frame.get_by_role("heading", name=f"Run report: {JOB}").wait_for()
+        assert frame.get_by_text("No candidate this run").count() >= 1  # retrain=never
+        assert frame.locator("svg#score-histogram").count() == 1
+        shoot(page, "run-report")
+
+        frame = scoring_files(page, back=True)
+        row = frame.locator("tr").filter(has=frame.locator("code.run", has_text=run_id))
+        row.get_by_role("link", name="training", exact=True).click()
+        frame.get_by_text("Expectation Validation Result").first.wait_for()
+        docs = frame.locator("body").inner_text()
+        assert "__none__" not in docs and "Data asset: None" not in docs, docs[:2000]
+        assert f"Data asset: {JOB} training snapshot" in docs, docs[:2000]
+        for label, value in (("Job", JOB), ("Suite", f"{JOB}.training"), ("Run id", run_id)):
+            assert re.search(rf"{label}\s+{re.escape(value)}", docs), (label, docs[:2000])
+        assert re.search(r"As of\s+\d{4}-\d\d-\d\dT", docs), docs[:2000]
+        shoot(page, "data-docs")
+        frame.get_by_role("link", name="Run report", exact=True).click()  # the breadcrumb
+        frame.get_by_role("heading", name=f"Run report: {JOB}").wait_for()
+        page.go_back()  # to the Data Docs page
+
+        frame = scoring_files(page, back=True)
+        row = frame.locator("tr").filter(has=frame.locator("code.run", has_text=run_id))
+        row.get_by_role("link", name=re.compile(r"^v\d+$")).click()
+        frame.get_by_role("heading", name=f"Model card: {JOB}").wait_for()
+        frame.get_by_role("heading", name="Holdout metrics").wait_for()
+        assert frame.locator("table td", has_text="roc_auc").count() == 1
+        card_text = frame.locator("body").inner_text()
+        assert "## " not in card_text and "| --- |" not in card_text  # rendered, not source
+        shoot(page, "model-card")
+
+        # the report opened on its own: self-contained, nothing fetched besides it
+        fetched: list[str] = []
         page.on("request", lambda request: fetched.append(request.url))
-        report_url = f"{login.url}/scoring-files/{Path(report_uri).resolve().relative_to(root)}"
+        report_url = f"{login.url}/scoring-files/runs/{JOB}/{report_folder(warehouse, run_id)}"
         page.goto(report_url)
         page.get_by_role("heading", name=f"Run report: {JOB}").wait_for()
-        assert page.get_by_text("No candidate this run").count() >= 1  # retrain=never
-        assert page.locator("svg#score-histogram").count() == 1
-        assert fetched == [report_url], fetched  # nothing else: no script, CSS or font
-        shoot(page, shots, "05-run-report")
-        page.goto(f"{login.url}/scoring-files/")  # "Scoring files" in the UI's navigation
-        page.get_by_role("link", name=JOB, exact=True).click()  # the job's index of runs
-        page.get_by_role("heading", name=f"Runs of {JOB}").wait_for()
-        assert page.get_by_role("link", name=run_id).count() == 1
-        shoot(page, shots, "06-job-index")
+        assert fetched == [report_url], fetched
     except Exception:
-        shoot(page, shots, "failure")
+        shoot(page, "failure")
         raise
     finally:
         if console:
             print(f"browser console errors ({len(console)}): {console[:5]}")
+        context.close()
+
+    # without the login: refused, with the same policy
+    alone = browser.new_context(viewport=VIEWPORT)
+    try:
+        response = alone.request.get(report_url)
+        assert response.status == 401, response.status
+        assert "frame-ancestors 'self'" in response.headers["content-security-policy"]
+    finally:
+        alone.close()
 
     as_of, status, rows = query(
         warehouse,
@@ -194,4 +326,13 @@ def test_trigger_from_the_ui_with_retrain_never(browser, airflow, warehouse, tmp
     )
     assert (status, rows) == ("published", expected[0][0])
     assert 0 < rows <= ROWS
-    print(f"run {run_id}: as_of {as_of}, {rows} rows scored; screenshots: {shots}")
+    print(f"run {run_id}: as_of {as_of}, {rows} rows scored; screenshots: {shoot.folder}")
+
+
+def report_folder(url: str, run_id: str) -> str:
+    """The run's report, relative to the job's runs folder, as recorded on the run."""
+    [(uri,)] = query(
+        url, "SELECT report_uri FROM scoring.scoring_runs WHERE run_id = %s", (run_id,)
+    )
+    root = Path(os.environ["SCORING_DATA_ROOT"]).resolve()
+    return str(Path(uri).resolve().relative_to(root / "runs" / JOB))
