@@ -152,7 +152,10 @@ def configure_logging() -> None:
 
 
 def warm_worker(ready) -> None:
-    """Pool initializer: import what scoring needs, then wait until every worker is up."""
+    """Pool initializer: import what an Airflow task process has loaded before a stage starts
+    (the Task SDK, whose configuration the summary reads) and what scoring needs, then wait
+    until every worker is up."""
+    import airflow.sdk  # noqa: F401
     import sklearn.ensemble  # noqa: F401
 
     configure_logging()

@@ -5,7 +5,7 @@ snapshots/<job>/<kind>/<as_of>/<sha256 prefix>/data.parquet, manifest.json
                                               validation/<run folder>/<kind>.json, .html
 runs/<job>/index.html
 runs/<job>/<run folder>/report.html, candidate/, predictions/part-NNNNN.parquet
-models/<job>/vNNNN/model.skops, metadata.json, MODEL_CARD.md
+models/<job>/vNNNN/model.skops, metadata.json, MODEL_CARD.md, holdout_scores.parquet
 ```
 """
 

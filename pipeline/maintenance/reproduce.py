@@ -109,7 +109,7 @@ def reproduce_run(url: str, job: str, run: str) -> Reproduction:
         model_version=row.model_version,
     )
     log.info("rebuilding model v%d of %s from snapshot %s", row.model_version, job, training.uri)
-    rebuilt, _, _ = fitting.fit(spec, read_snapshot(training))
+    rebuilt = fitting.fit(spec, read_snapshot(training)).model
     scored = snapshot_manifest(
         url,
         job,

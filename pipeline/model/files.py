@@ -9,13 +9,18 @@ import io
 import warnings
 from contextlib import contextmanager
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from pipeline.datafiles.root import DataRoot
 from pipeline.errors import ModelIntegrityError
 from pipeline.spec.estimators import trusted_types
 
 TRUSTED_TYPES = trusted_types()
 ARTIFACT = "model.skops"
-COMPANIONS = ("metadata.json", "MODEL_CARD.md")  # written beside every artifact
+HOLDOUT_SCORES = "holdout_scores.parquet"
+COMPANIONS = ("metadata.json", "MODEL_CARD.md", HOLDOUT_SCORES)  # written beside every artifact
 
 
 @contextmanager
@@ -49,8 +54,11 @@ def untrusted_types(payload: bytes) -> list[str]:
         return sorted(set(skops_io().get_untrusted_types(data=payload)) - set(TRUSTED_TYPES))
 
 
-def save_model(root: DataRoot, folder: str, model, metadata: dict, card: str) -> dict:
-    """Write model.skops, metadata.json and MODEL_CARD.md; returns the artifact's uri and sha256."""
+def save_model(
+    root: DataRoot, folder: str, model, metadata: dict, card: str, holdout_scores: np.ndarray
+) -> dict:
+    """Write model.skops, metadata.json, MODEL_CARD.md and the model's scores on its holdout
+    (whose sha256 metadata.json records); returns the artifact's uri and sha256."""
     with quiet_skops():
         payload = skops_io().dumps(model)
     untrusted = untrusted_types(payload)
@@ -62,10 +70,38 @@ def save_model(root: DataRoot, folder: str, model, metadata: dict, card: str) ->
     path = f"{folder}/{ARTIFACT}"
     root.write_bytes(path, payload)
     artifact = {"uri": root.uri(path), "sha256": hashlib.sha256(payload).hexdigest()}
-    metadata_json, card_md = COMPANIONS
-    root.write_json(f"{folder}/{metadata_json}", {**metadata, "artifact": artifact})
+    scores = parquet_bytes(pa.table({"score": pa.array(holdout_scores, pa.float64())}))
+    root.write_bytes(f"{folder}/{HOLDOUT_SCORES}", scores)
+    recorded = {"sha256": hashlib.sha256(scores).hexdigest(), "rows": len(holdout_scores)}
+    metadata_json, card_md, _ = COMPANIONS
+    root.write_json(
+        f"{folder}/{metadata_json}", {**metadata, "artifact": artifact, "holdout_scores": recorded}
+    )
     root.write_bytes(f"{folder}/{card_md}", card.encode())
     return artifact
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def stored_holdout_scores(artifact_uri: str) -> np.ndarray | None:
+    """The scores a model gave its holdout when it was fitted, read from beside its artifact
+    and checked against the sha256 its metadata.json recorded; None for a model saved without
+    them (before they were kept) or whose file does not match."""
+    root = DataRoot()
+    folder = root.path_of(artifact_uri).rsplit("/", 1)[0]
+    metadata_json, _, scores_file = COMPANIONS
+    path = f"{folder}/{scores_file}"
+    if not (root.exists(path) and root.exists(f"{folder}/{metadata_json}")):
+        return None
+    recorded = root.read_json(f"{folder}/{metadata_json}").get("holdout_scores") or {}
+    payload = root.read_bytes(path)
+    if hashlib.sha256(payload).hexdigest() != recorded.get("sha256"):
+        return None
+    return pq.read_table(io.BytesIO(payload)).column("score").to_numpy()
 
 
 def verified_payload(uri: str, sha256: str) -> bytes:

@@ -135,13 +135,18 @@ def predict(model: Pipeline, features: pd.DataFrame, spec: JobSpec) -> Predictio
 
 
 def evaluate(model: Pipeline, features: pd.DataFrame, y: pd.Series, spec: JobSpec) -> dict:
-    """Holdout metrics for the task; higher or lower is better as `LOWER_IS_BETTER` says.
+    """Holdout metrics of `model` on `features` with truth `y` (see `judge`)."""
+    return judge(predict(model, features, spec), y, spec)
+
+
+def judge(out: Predictions, y: pd.Series, spec: JobSpec) -> dict:
+    """Holdout metrics of predictions `out` for the task; higher or lower is better as
+    `LOWER_IS_BETTER` says.
 
     Classification: ROC AUC (binary: of the score; 3 or more classes: the mean of one-vs-rest
     AUCs over the classes present, i.e. macro), log loss over every class's probability (a
     holdout class the model never learned counts as probability 0) and accuracy.
     """
-    out = predict(model, features, spec)
     if spec.task == "classification" and out.probabilities is not None:
         truth = y.to_numpy()
         column = {c: i for i, c in enumerate(out.classes)}
@@ -181,8 +186,18 @@ def split(frame: pd.DataFrame, spec: JobSpec):
     return features[~mask], y[~mask], features[mask], y[mask]
 
 
-def fit(spec: JobSpec, frame: pd.DataFrame) -> tuple[Pipeline, dict, float]:
-    """Fit the pipeline on the training side; returns (model, holdout metrics, seconds)."""
+class Fitted(NamedTuple):
+    """A fitted pipeline, its holdout metrics, the seconds its fit took, and its scores on the
+    holdout (in snapshot order): the reference monitoring compares every run's scores with."""
+
+    model: Pipeline
+    metrics: dict
+    seconds: float
+    holdout_scores: np.ndarray
+
+
+def fit(spec: JobSpec, frame: pd.DataFrame) -> Fitted:
+    """Fit the pipeline on the training side and judge it on the holdout."""
     x_train, y_train, x_hold, y_hold = split(frame, spec)
     model = build_pipeline(spec)
     started = time.perf_counter()
@@ -196,7 +211,8 @@ def fit(spec: JobSpec, frame: pd.DataFrame) -> tuple[Pipeline, dict, float]:
     )
     model.fit(x_train, y_train)
     seconds = time.perf_counter() - started
-    metrics = evaluate(model, x_hold, y_hold, spec)
+    judged = predict(model, x_hold, spec)
+    metrics = judge(judged, y_hold, spec)
     metrics["train_rows"] = int(len(x_train))
     log.info("fitted in %.1f s; holdout %s", seconds, metrics)
-    return model, metrics, seconds
+    return Fitted(model, metrics, seconds, judged.score)

@@ -31,7 +31,7 @@ from pipeline.logic.drift import (
     tally_findings,
 )
 from pipeline.logic.scores import ScoreSummary
-from pipeline.model.files import load_model
+from pipeline.model.files import load_model, stored_holdout_scores
 from pipeline.model.fitting import feature_frame, holdout_mask, predict
 from pipeline.spec import JobSpec
 from pipeline.warehouse.monitoring import DriftRow, record_drift
@@ -253,8 +253,14 @@ def new_rows_mask(column, since: datetime) -> np.ndarray:
 
 
 def holdout_scores(spec: JobSpec, model: ServingModel, training: Manifest) -> np.ndarray:
-    """The serving model's scores on its own holdout: what its scores looked like when judged
-    (the training snapshot streamed, only the holdout's rows predicted)."""
+    """The serving model's scores on its own holdout: what its scores looked like when judged.
+    Kept beside the model since it was fitted; for a model saved before they were, or whose
+    file does not match its record, recomputed (the training snapshot streamed, only the
+    holdout's rows predicted)."""
+    stored = stored_holdout_scores(model.artifact_uri)
+    if stored is not None:
+        return stored
+    log.info("model v%d has no stored holdout scores: scoring its holdout", model.version)
     fitted = load_model(model.artifact_uri, model.artifact_sha256)
     out = []
     with open_snapshot(training) as parquet:

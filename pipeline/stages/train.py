@@ -48,13 +48,13 @@ def register(ctx: Context, candidate: Candidate | None) -> ServingModel:
 
 def train_candidate(spec: JobSpec, manifest: Manifest, run_id: str) -> Candidate:
     """Fit the pipeline on the snapshot; save it, its metadata and model card in the run folder."""
-    frame = read_snapshot(manifest)
-    model, metrics, seconds = fitting.fit(spec, frame)
-    return save_candidate(spec, manifest, run_id, model, metrics, seconds)
+    return save_candidate(spec, manifest, run_id, fitting.fit(spec, read_snapshot(manifest)))
 
 
-def save_candidate(spec: JobSpec, manifest: Manifest, run_id, model, metrics, seconds):
-    """Write a fitted candidate with what it takes to rebuild it: spec, data, seeds, versions."""
+def save_candidate(spec: JobSpec, manifest: Manifest, run_id, fitted: fitting.Fitted):
+    """Write a fitted candidate with what it takes to rebuild it (spec, data, seeds, versions)
+    and its holdout scores."""
+    model, metrics, seconds, holdout_scores = fitted
     root = DataRoot()
     folder = candidate_dir(root, spec.name, run_id)
     params = {
@@ -93,7 +93,8 @@ def save_candidate(spec: JobSpec, manifest: Manifest, run_id, model, metrics, se
         "python": platform.python_version(),
         "fit_seconds": round(seconds, 3),
     }
-    artifact = save_model(root, folder, model, metadata, model_card(spec, metadata))
+    card = model_card(spec, metadata)
+    artifact = save_model(root, folder, model, metadata, card, holdout_scores)
     return Candidate(
         folder_uri=root.uri(folder),
         artifact_sha256=artifact["sha256"],

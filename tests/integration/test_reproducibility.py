@@ -90,10 +90,11 @@ def worse_candidate(url, spec, run_id):
     shuffled = frame.assign(
         **{spec.target: np.random.default_rng(0).permutation(frame[spec.target].to_numpy())}
     )
-    model, _, seconds = fitting.fit(spec, shuffled)
+    model, _, seconds, _ = fitting.fit(spec, shuffled)
     _, _, x_hold, y_hold = fitting.split(frame, spec)
-    metrics = fitting.evaluate(model, x_hold, y_hold, spec)
-    return candidate.save_candidate(spec, manifest, run_id, model, metrics, seconds)
+    judged = fitting.predict(model, x_hold, spec)
+    fitted = fitting.Fitted(model, fitting.judge(judged, y_hold, spec), seconds, judged.score)
+    return candidate.save_candidate(spec, manifest, run_id, fitted)
 
 
 def test_a_worse_candidate_is_not_promoted_and_the_reason_is_stored(churn):
