@@ -24,6 +24,11 @@ def data_root() -> str:
     return os.environ.get("SCORING_DATA_ROOT", str(PROJECT_ROOT / "data"))
 
 
+def data_root_shown() -> str:
+    """The data root as it may be printed: a URI without its query (an endpoint, keys)."""
+    return data_root().split("?", 1)[0]
+
+
 def warehouse_url(fallback: Callable[[], str] | None = None) -> str:
     """The warehouse: `DATABASE_URL`, else `AIRFLOW_CONN_WAREHOUSE`, else `fallback()`.
 

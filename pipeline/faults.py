@@ -9,11 +9,14 @@ import re
 import sys
 from pathlib import Path
 
-from pipeline.config import data_root
+from pipeline.config import data_root, data_root_shown
 
 DENIED = ("Permission denied", "Operation not permitted")
 READ_ONLY = "Read-only file system"
 NO_SPACE = "No space left on device"
+# how pyarrow's S3 filesystem words a refusal (the AWS error code) and a missing bucket
+S3_REFUSED = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH")
+S3_NO_BUCKET = re.compile(r"Bucket '([^']+)' not found|NO_SUCH_BUCKET")
 
 
 def explain_permanent(exc: BaseException | None) -> str | None:
@@ -24,7 +27,8 @@ def explain_permanent(exc: BaseException | None) -> str | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        message = explain_os_error(exc) or explain_sql_error(exc)
+        message = explain_object_storage_error(exc) or explain_os_error(exc)
+        message = message or explain_sql_error(exc)
         if message:
             return message
         exc = exc.__cause__
@@ -68,6 +72,31 @@ def explain_os_error(exc: BaseException) -> str | None:
     )
 
 
+def explain_object_storage_error(exc: BaseException) -> str | None:
+    """Object storage refusing the keys, or a bucket that does not exist (pyarrow's S3)."""
+    if not isinstance(exc, OSError):
+        return None
+    text = str(exc)
+    root = f"SCORING_DATA_ROOT={data_root_shown()}"
+    missing = S3_NO_BUCKET.search(text)
+    if missing:
+        bucket = missing.group(1) or "of the data root"
+        return (
+            f"object storage: bucket {bucket} does not exist ({root}); create it, or point "
+            "SCORING_DATA_ROOT at one that does (retrying will not help)"
+        )
+    code = next((c for c in S3_REFUSED if c in text), None)
+    if code is None:
+        return None
+    where = re.search(r"key '([^']+)' in bucket '([^']+)'", text)
+    target = f"s3://{where.group(2)}/{where.group(1)}" if where else "the data root"
+    return (
+        f"object storage refused {target} ({code}, {root}): give the keys the pipeline uses "
+        "(AWS_ACCESS_KEY_ID) read and write rights on the data "
+        "root's prefix (retrying will not help)"
+    )
+
+
 def failed_path(exc: OSError) -> str | None:
     """The path an OSError names: its filename, else the first quoted path in pyarrow's text."""
     if exc.filename:
@@ -87,7 +116,7 @@ def data_root_note(path: str | None) -> str | None:
         if local
         else path.startswith(root.split("://", 1)[1])
     )
-    return f"under the data root SCORING_DATA_ROOT={root}" if inside else None
+    return f"under the data root SCORING_DATA_ROOT={data_root_shown()}" if inside else None
 
 
 def explain_sql_error(exc: BaseException) -> str | None:

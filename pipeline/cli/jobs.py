@@ -8,8 +8,9 @@ import psycopg2
 
 from pipeline import config
 from pipeline.cli.connect import migrated_warehouse, warehouse
+from pipeline.datafiles.root import DataRoot
 from pipeline.errors import DataValidationError, PipelineError
-from pipeline.faults import explain_sql_error
+from pipeline.faults import explain_permanent, explain_sql_error
 from pipeline.local import airflow_home
 from pipeline.logic.cutoffs import check_not_future, cutoff_series, parse_timestamp
 from pipeline.maintenance.suggest import check_target_in_table, write_suggestions
@@ -46,7 +47,8 @@ def cmd_migrate(args) -> int:
 def cmd_check(args) -> int:
     """Check the named jobs (all when none is named): the spec parses, its columns are in the
     warehouse with the right types, its target's values fit its task, its suites exist. Each job
-    is checked on its own: one that fails blocks no other. Exit 0 when all are ok, 1 otherwise."""
+    is checked on its own: one that fails blocks no other. Then the data root: reachable and
+    writable. Exit 0 when all are ok, 1 otherwise."""
     url = warehouse()
     specs, broken = scan_specs(config.jobs_dir())
     if args.jobs:
@@ -75,7 +77,20 @@ def cmd_check(args) -> int:
         print(f"ok   {spec.name}: {spec.source.table} -> scoring.{spec.latest_view}; {target}")
     for path, error in broken.items():
         print(f"FAIL {path}: {str(error).removeprefix(f'{path}: ')}")
+    problems += check_data_root()
     return 1 if problems else 0
+
+
+def check_data_root() -> int:
+    """Print whether the data root can be written and read; 1 when it cannot."""
+    try:
+        root = DataRoot()
+        root.probe()
+    except OSError as exc:
+        print(f"FAIL data root {config.data_root_shown()}: {explain_permanent(exc) or exc}")
+        return 1
+    print(f"ok   data root {root.uri_prefix}: reachable and writable")
+    return 0
 
 
 def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> tuple[str, datetime]:

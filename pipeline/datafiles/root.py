@@ -1,6 +1,10 @@
 """The data root: snapshots, models and run outputs, on any pyarrow filesystem.
 
-A plain folder by default; a URI such as `s3://bucket/prefix` works without code changes.
+A plain folder by default, or object storage: `SCORING_DATA_ROOT=s3://bucket/prefix`, with
+the endpoint and keys from the environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+`AWS_SECRET_ACCESS_KEY`, `AWS_REGION`), never from the URI. What is stored and shown (the
+database, XComs, the summary) is the canonical URI, `s3://bucket/prefix/...`: no credentials
+and no query parameters.
 """
 
 import hashlib
@@ -25,27 +29,53 @@ def filesystem(root: str | None = None) -> tuple[pafs.FileSystem, str]:
     return local, str(Path(root).resolve())
 
 
+def canonical_prefix(root: str, base: str) -> str:
+    """What a path under the root is shown as: the local folder, or `scheme://base` (the
+    root's URI without its query, which may carry an endpoint, and without user info)."""
+    if "://" not in root:
+        return base
+    return f"{root.split('://', 1)[0]}://{base.strip('/')}"
+
+
 class DataRoot:
     """Paths under the data root, and the few I/O operations the pipeline needs."""
 
     def __init__(self, root: str | None = None):
+        root = root or data_root()
         self.fs, self.base = filesystem(root)
-        self.uri_prefix = root if root and "://" in root else self.base
+        self.uri_prefix = canonical_prefix(root, self.base)
+        self.remote = "://" in root
 
     def path(self, *parts: str) -> str:
         return "/".join([self.base.rstrip("/"), *parts])
 
     def uri(self, path: str) -> str:
-        """A path as users see it: the local path, or the URI for remote roots."""
-        if "://" in self.uri_prefix:
+        """A path as users see it: the local path, or the canonical URI for remote roots."""
+        if self.remote:
             return self.uri_prefix.rstrip("/") + path[len(self.base.rstrip("/")) :]
         return path
 
     def path_of(self, uri: str) -> str:
-        """Inverse of `uri`."""
-        if "://" in self.uri_prefix:
-            return self.base.rstrip("/") + uri[len(self.uri_prefix.rstrip("/")) :]
+        """Inverse of `uri` (a remote path without its scheme is taken as it is)."""
+        if self.remote and "://" in uri:
+            return uri.split("://", 1)[1]
         return uri
+
+    def probe(self) -> None:
+        """Write, read back and delete a small file at the root: raises the storage's OSError
+        when the root is unreachable, missing or not writable."""
+        path = self.path(f".probe-{uuid.uuid4().hex}")
+        self.write_bytes(path, b"probe")
+        try:
+            if self.read_bytes(path) != b"probe":
+                raise OSError(f"{self.uri(path)} read back other bytes than were written")
+        finally:
+            self.remove(path)
+
+    def relative(self, uri: str) -> str | None:
+        """A file's path under the root, from its uri; None for a uri outside the root."""
+        prefix = self.uri_prefix.rstrip("/") + "/"
+        return uri[len(prefix) :] if uri.startswith(prefix) else None
 
     def makedirs(self, path: str) -> None:
         self.fs.create_dir(path, recursive=True)
@@ -115,6 +145,16 @@ class DataRoot:
             if info.type == pafs.FileType.File
             and info.base_name.startswith(prefix)
             and info.base_name.endswith(suffix)
+        )
+
+    def folders(self, folder: str) -> list[str]:
+        """The names of the folders directly in `folder` (never a symlink), sorted."""
+        selector = pafs.FileSelector(folder, allow_not_found=True)
+        return sorted(
+            info.base_name
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.Directory
+            and (self.remote or not Path(info.path).is_symlink())
         )
 
     def existing(self, paths: list[str]) -> set[str]:

@@ -12,6 +12,7 @@ The job spec used is customer_churn's with those two settings, written under the
 
 import json
 import os
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import data_root, jobs_dir
+from pipeline.datafiles.layout import index_path
+from pipeline.datafiles.root import DataRoot
 from pipeline.local.demo_data import seed_table
 from pipeline.warehouse.sources import run_sql_file
 
@@ -64,15 +67,22 @@ def drift_spec(folder: Path) -> Path:
     return path
 
 
+def demo_folder() -> Path:
+    """Where the demo's job spec is written: beside the data under a local data root, else in
+    a temporary folder (a spec is a local file, whatever the data root)."""
+    root = data_root()
+    if "://" in root:
+        return Path(tempfile.mkdtemp(prefix="drift-demo-"))
+    return Path(root) / "drift-demo"
+
+
 def run_drift_demo(url: str, run_job, print_summary) -> int:
     """The three runs; prints their summaries, what the webhook got and where the reports are.
     `run_job(job) -> (state, logical_date)` and `print_summary(url, job, logical_date, seconds)`
     are the CLI's."""
     receiver = Receiver()
     os.environ[f"AIRFLOW_CONN_{CONNECTION.upper()}"] = receiver.url
-    os.environ["SCORING_JOBS_DIR"] = str(
-        drift_spec(Path(data_root()) / "drift-demo" / "jobs").parent
-    )
+    os.environ["SCORING_JOBS_DIR"] = str(drift_spec(demo_folder() / "jobs").parent)
     seed_table(url, "demo.customers", 20_000)
     states = []
     for step in (1, 2, 3):
@@ -91,6 +101,6 @@ def run_drift_demo(url: str, run_job, print_summary) -> int:
         for line in alert["details"]:
             print(f"      {line}")
     receiver.shutdown()
-    index = Path(data_root()) / "runs" / JOB / "index.html"
-    print(f"\nevery run's HTML report is listed in {index}")
+    root = DataRoot()
+    print(f"\nevery run's HTML report is listed in {root.uri(index_path(root, JOB))}")
     return 0 if states == ["success"] * 3 and receiver.received else 1

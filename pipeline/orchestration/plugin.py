@@ -8,9 +8,10 @@ with a `url_route`, so the UI opens the pages in its own frame (at `/plugin/scor
 
 The index lists each job's newest runs, from the warehouse (`scoring.scoring_runs` and the
 validations and models it records), each with its report, Data Docs and model card side by
-side. Files are served from the local data root (`SCORING_DATA_ROOT`) only: .html and .json
-as they are, MODEL_CARD.md rendered as HTML; never a symlink, a hard-linked file, a hidden
-file or anything outside the root; any bad path is a 404. Every response carries the pages'
+side. Files are served from the data root (`SCORING_DATA_ROOT`), a local folder or object
+storage, through the storage layer: .html and .json as they are, MODEL_CARD.md rendered as
+HTML; never a hidden file or anything outside the root, and from a folder never a symlink or a
+hard-linked file; any bad path is a 404. Every response carries the pages'
 Content-Security-Policy (no script, nothing loaded from anywhere; framed by the UI only) and
 `X-Content-Type-Options: nosniff`.
 """
@@ -28,7 +29,7 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pipeline.config import data_root, warehouse_url
+from pipeline.config import warehouse_url
 from pipeline.reports.html import CSP, badge, esc, fmt_time, markdown_html, page, table
 from pipeline.spec.names import JOB_NAME
 from pipeline.warehouse.models import model_of_run
@@ -66,12 +67,6 @@ async def security_headers(request: Request, call_next) -> Response:
     response = await call_next(request)
     response.headers.update(HEADERS)
     return response
-
-
-def local_root() -> Path | None:
-    """The data root, resolved, when it is a local folder (a bucket is not served here)."""
-    root = data_root()
-    return None if "://" in root else Path(root).resolve()
 
 
 def parts_of(path: str) -> list[str] | None:
@@ -116,19 +111,49 @@ def read_under(root: Path, parts: list[str]) -> bytes | None:
         return file.read()
 
 
-def servable(root: Path, path: str) -> str | None:
-    """`path` (under the root) as a link from the index, if this plugin would serve it."""
-    if not Path(path).is_relative_to(root):
-        return None
-    relative = Path(path).relative_to(root).as_posix()
-    parts = parts_of(relative)
-    if parts is None:
-        return None
-    fd = open_under(root, parts)
-    if fd is None:
-        return None
-    os.close(fd)
-    return quote(relative)
+class Pages:
+    """The data root as the plugin reads it: a local folder walked name by name without
+    following a link (`open_under`), or object storage, which has no links, through the
+    storage layer. Either way only names `parts_of` lets through are read."""
+
+    def __init__(self, data: "DataRoot"):
+        self.data = data
+        self.folder = None if data.remote else Path(data.base)
+
+    def read(self, parts: list[str]) -> bytes | None:
+        """The file's bytes; None when it is not there or may not be served."""
+        if self.folder is not None:
+            return read_under(self.folder, parts)
+        try:
+            return self.data.read_bytes(self.data.path(*parts))
+        except OSError:  # not there, or a prefix rather than an object
+            return None
+
+    def has(self, parts: list[str]) -> bool:
+        if self.folder is None:
+            return bool(self.data.existing([self.data.path(*parts)]))
+        fd = open_under(self.folder, parts)
+        if fd is not None:
+            os.close(fd)
+        return fd is not None
+
+    def jobs(self) -> list[str]:
+        """The jobs that have written run files (`runs/<job>/`)."""
+        return [job for job in self.data.folders(self.data.path("runs")) if JOB_NAME.match(job)]
+
+    def link(self, path: str) -> str | None:
+        """`path` (under the root) as a link from the index, if this plugin would serve it."""
+        relative = self.data.relative(self.data.uri(path))
+        parts = parts_of(relative) if relative else None
+        return quote(relative) if relative and parts and self.has(parts) else None
+
+
+def pages() -> Pages:
+    """The data root's pages; imported here: every Airflow process loads plugins, and the
+    storage layer imports pyarrow."""
+    from pipeline.datafiles.root import DataRoot
+
+    return Pages(DataRoot())
 
 
 @dataclass(frozen=True)
@@ -141,16 +166,16 @@ class RunPages:
     cards: list[tuple[str, str]]  # (label, link)
 
 
-def run_pages(url: str, data: "DataRoot", root: Path, run: RunRow) -> RunPages:
+def run_pages(url: str, files: Pages, run: RunRow) -> RunPages:
     """What the index shows of one run, from what the warehouse recorded of it."""
     from pipeline.datafiles.layout import model_dir, report_path  # pyarrow: not at plugin load
 
-    job = run.job
+    data, job = files.data, run.job
     report = data.path_of(run.report_uri) if run.report_uri else report_path(data, job, run.run_id)
     docs = [
         (check.suite.removeprefix(f"{job}."), link, check.success)
         for check in validations_of_run(url, job, run.run_id)
-        if check.docs_uri and (link := servable(root, data.path_of(check.docs_uri)))
+        if check.docs_uri and (link := files.link(data.path_of(check.docs_uri)))
     ]
     versions = [("", run.model_version, "")] if run.model_version else []
     candidate = model_of_run(url, job, run.run_id)
@@ -159,9 +184,9 @@ def run_pages(url: str, data: "DataRoot", root: Path, run: RunRow) -> RunPages:
     cards = [
         (f"{label}v{version}{status}", link)
         for label, version, status in versions
-        if (link := servable(root, f"{model_dir(data, job, version)}/{CARD}"))
+        if (link := files.link(f"{model_dir(data, job, version)}/{CARD}"))
     ]
-    return RunPages(run, servable(root, report), docs, cards)
+    return RunPages(run, files.link(report), docs, cards)
 
 
 def run_row(pages: RunPages) -> list[str]:
@@ -185,19 +210,19 @@ def run_row(pages: RunPages) -> list[str]:
     ]
 
 
-def job_section(url: str | None, data: "DataRoot", root: Path, job: str) -> str:
+def job_section(url: str | None, files: Pages, job: str) -> str:
     """A job's newest runs, newest first, each with its pages; from the warehouse when this
     process reaches it, else a link to the job's index page alone."""
     from pipeline.datafiles.layout import index_path
 
-    index = servable(root, index_path(data, job))
+    index = files.link(index_path(files.data, job))
     every = f'<a href="{esc(index)}">all runs of {esc(job)}</a>' if index else ""
     rows, note = [], ""
     try:
         if url is None:
             raise LookupError("no warehouse configured for the api-server")
         runs = recent_runs(url, job, RUNS_LISTED + 1)
-        rows = [run_row(run_pages(url, data, root, run)) for run in runs[:RUNS_LISTED]]
+        rows = [run_row(run_pages(url, files, run)) for run in runs[:RUNS_LISTED]]
         shown = f"the newest {RUNS_LISTED}" if len(runs) > RUNS_LISTED else "every run"
         note = f"Newest first: {shown}. " if runs else "No run recorded yet. "
     except Exception as exc:  # the warehouse down or out of reach: the index pages still help
@@ -212,31 +237,19 @@ def job_section(url: str | None, data: "DataRoot", root: Path, job: str) -> str:
     )
 
 
-def index_page(root: Path | None) -> str:
+def index_page(files: Pages) -> str:
     header = (
         "<header><h1>Scoring files</h1><p class=subtitle>Each job's runs, newest first: the "
         "run's report, its Data Docs (the Great Expectations validation of each snapshot) "
         "and the card of the model that scored it (and of a candidate it fitted).</p></header>"
     )
-    if root is None:
-        main = "<p>The data root is not a local folder: its pages are not served here.</p>"
-        return page("Scoring files", f"{header}<main>{main}</main>")
-    runs = root / "runs"
-    jobs = sorted(
-        p.name
-        for p in (runs.iterdir() if runs.is_dir() else [])
-        if JOB_NAME.match(p.name) and p.is_dir() and not p.is_symlink()
-    )
+    jobs = files.jobs()
     try:
         url: str | None = warehouse_url()
     except Exception:
         url = None
-    # imported here: every Airflow process loads plugins, and this one imports pyarrow
-    from pipeline.datafiles.root import DataRoot
-
-    data = DataRoot(str(root))
     toc = " ".join(f'<a href="#job-{esc(job)}">{esc(job)}</a>' for job in jobs)
-    sections = "".join(job_section(url, data, root, job) for job in jobs)
+    sections = "".join(job_section(url, files, job) for job in jobs)
     main = (
         f'<nav class="toc">{toc}</nav>{sections}'
         if jobs
@@ -266,14 +279,14 @@ def index(request: Request) -> HTMLResponse | RedirectResponse:
     its links are relative, for any prefix the UI is served under."""
     if not request.url.path.endswith("/"):
         return RedirectResponse(f"{request.url.path}/")
-    return HTMLResponse(index_page(local_root()))
+    return HTMLResponse(index_page(pages()))
 
 
 @app.get("/{path:path}")
 def run_file(path: str) -> Response:
     """One page or result under the data root; a model card as HTML."""
-    root, parts = local_root(), parts_of(path)
-    content = read_under(root, parts) if root and parts else None
+    parts = parts_of(path)
+    content = pages().read(parts) if parts else None
     if content is None or parts is None:
         raise HTTPException(status_code=404, detail="no such page under the data root")
     if parts[-1].endswith(".md"):

@@ -4,9 +4,9 @@ fitted to the width of the Graph view's side panel."""
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 
-from pipeline.config import airflow_ui_url, data_root, jobs_dir
+from pipeline.config import airflow_ui_url, jobs_dir
+from pipeline.datafiles.root import DataRoot
 from pipeline.spec import JobSpec, find_spec
 from pipeline.warehouse import models, monitoring, runs, snapshots, validations
 from pipeline.warehouse.alerts import alerts_of_run
@@ -76,7 +76,7 @@ def run_summary(url: str, spec: JobSpec, run: RunRow, seconds: float) -> list[st
     out.append(f"as_of {as_of}  code {run.code_version or '-'}")
     snaps = run_snapshots(url, run)
     if any(in_data_root(snap.uri) != snap.uri for snap in snaps):
-        out.append(f"data root {data_root_prefix()}")
+        out.append(f"data root {DataRoot().uri_prefix}")
     if run.error:
         out.append(f"\nWHY IT STOPPED:\n{run.error}\n")
         published = runs.latest_published(url, job)
@@ -126,26 +126,19 @@ def run_snapshots(url: str, run: RunRow) -> list[SnapshotRow]:
     )
 
 
-def data_root_prefix() -> str:
-    """The data root as its files' uris start: a resolved folder, or the URI (s3://...)."""
-    root = data_root()
-    return root.rstrip("/") if "://" in root else str(Path(root).resolve())
-
-
 def in_data_root(uri: str) -> str:
     """A file's uri relative to the data root (shown once, at the top), else as it is."""
-    root = data_root_prefix() + "/"
-    return uri[len(root) :] if uri.startswith(root) else uri
+    relative = DataRoot().relative(uri)
+    return uri if relative is None else relative
 
 
 def page_link(uri: str) -> str:
-    """A run's page as the Airflow UI serves it (pipeline.orchestration.plugin), else its path."""
+    """A run's page as the Airflow UI serves it (pipeline.orchestration.plugin), else its uri."""
     base = airflow_ui_url()
-    path = Path(uri).resolve()
-    root = Path(data_root()).resolve()
-    if not base or "://" in uri or not path.is_relative_to(root):
+    relative = DataRoot().relative(uri)
+    if not base or relative is None:
         return uri
-    return f"{base}/scoring-files/{path.relative_to(root)}"
+    return f"{base}/scoring-files/{relative}"
 
 
 def model_lines(url: str, spec: JobSpec, run: RunRow) -> list[str]:

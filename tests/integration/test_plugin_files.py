@@ -7,13 +7,11 @@ card, every link one it serves."""
 import os
 import re
 from datetime import timedelta
-from html.parser import HTMLParser
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
-from helpers import run_stages
+from helpers import Links, run_stages
+from helpers import plugin_client as client
 from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.orchestration import plugin
 from pipeline.reports.html import CSP
@@ -23,24 +21,6 @@ pytestmark = pytest.mark.integration
 
 ROWS = 2_000
 POLICY = f"{CSP}; frame-ancestors 'self'"
-
-
-class Mounted(TestClient):
-    """Requests to the plugin's pages by their path under its prefix."""
-
-    def get(self, path: str, **kwargs):  # type: ignore[override]
-        return super().get(f"{plugin.PREFIX}{path}", **kwargs)
-
-
-def client(logged_in: bool) -> TestClient:
-    """The plugin's app mounted at its prefix as the api-server does, with a signed-in user or
-    none (Airflow's `get_user` itself answers 401 to a request without a token)."""
-    plugin.app.dependency_overrides.clear()
-    if logged_in:
-        plugin.app.dependency_overrides[plugin.get_user] = lambda: object()
-    server = FastAPI()
-    server.mount(plugin.PREFIX, plugin.app)
-    return Mounted(server, raise_server_exceptions=False, follow_redirects=False)
 
 
 @pytest.fixture
@@ -144,16 +124,6 @@ def test_a_model_card_is_shown_as_html_with_everything_escaped(ui, tmp_path):
     assert re.search(r"<td>roc_auc</td><td class=num>0.77</td>", page)
     assert "<pre><code>SELECT &lt;1&gt;</code></pre>" in page
     assert 'href="../../../"' in page  # back to the index, whatever prefix the UI has
-
-
-class Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "a" and (href := dict(attrs).get("href")) and not href.startswith("#"):
-            self.hrefs.append(href)
 
 
 def test_the_index_lists_each_jobs_runs_with_their_pages(warehouse, jobs, tmp_path):
