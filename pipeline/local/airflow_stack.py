@@ -68,20 +68,29 @@ def password(folder: Path) -> str:
     return json.loads(path.read_text())[USER]
 
 
-def commands(workers: int) -> dict[str, list[str]]:
+def commands(workers: int, hosts: Path | None = None) -> dict[str, list[str]]:
     """Process name -> command line. Each Celery worker gets a name of its own (`worker-N`),
-    which Airflow records as the hostname of the tasks it ran (`hostname_callable`)."""
+    which Airflow records as the hostname of the tasks it ran (`hostname_callable`). With
+    `hosts`, each worker runs as if on a machine of its own: in `hosts/worker-N` as its working
+    and temporary folder, so with the data root on object storage the workers share no disk
+    the pipeline writes (Airflow's own logs stay in its home, where the UI reads them)."""
     airflow = str(Path(sys.executable).parent / "airflow")
     out = {name: [airflow, name] for name in SERVICES}
     for n in range(1, workers + 1):
         name = f"worker-{n}"
-        out[name] = ["env", f"SCORING_WORKER_NAME={name}", airflow, "celery", "worker"]
-        out[name] += ["--celery-hostname", f"{name}@%h", "--concurrency", "1"]
+        env = [f"SCORING_WORKER_NAME={name}"]
+        if hosts is not None:
+            host = hosts / name
+            (host / "tmp").mkdir(parents=True, exist_ok=True)
+            env = ["-C", str(host), f"TMPDIR={host / 'tmp'}", *env]
+        out[name] = ["env", *env, airflow, "celery", "worker", "--celery-hostname", f"{name}@%h"]
+        out[name] += ["--concurrency", "1"]
     return out
 
 
-def start(warehouse: str, workers: int = 0, port: int = 8080) -> Login:
-    """Start the stack in the background (once); returns where and how to log in."""
+def start(warehouse: str, workers: int = 0, port: int = 8080, hosts: Path | None = None) -> Login:
+    """Start the stack in the background (once); returns where and how to log in. `hosts`: see
+    `commands`."""
     if running():
         raise ConfigError(f"Airflow already runs (pid file {pid_file()}): `make stop-airflow`")
     executor = "CeleryExecutor" if workers else "LocalExecutor"
@@ -100,7 +109,7 @@ def start(warehouse: str, workers: int = 0, port: int = 8080) -> Login:
     }
     script = " ".join(
         f"{shlex.join(command)} >> {shlex.quote(str(logs / name))}.log 2>&1 &"
-        for name, command in commands(workers).items()
+        for name, command in commands(workers, hosts).items()
     )
     leader = subprocess.Popen(  # one process group: `stop` ends every process with one signal
         ["bash", "-c", f"{script} wait"],

@@ -1,5 +1,7 @@
 """`make airflow WORKERS=2` as a test: the CeleryExecutor with Redis and two workers spreads the
-scoring partitions of a run triggered through the REST API, and the run publishes exactly.
+scoring partitions of a run triggered through the REST API, and the run publishes exactly. The
+workers share no disk: each runs in a folder of its own, and the data root is on a real S3
+server (SeaweedFS), so a snapshot one worker wrote is read by the other through the bucket.
 
 The test owns every process the stack starts (one process group) and always stops them.
 """
@@ -8,12 +10,12 @@ import json
 import os
 import socket
 import urllib.error
-from pathlib import Path
 
 import pytest
 import yaml
 
 from helpers import query
+from pipeline.datafiles.root import DataRoot
 from pipeline.local import airflow_stack
 from pipeline.local.demo_data import seed_table
 
@@ -33,18 +35,20 @@ def redis_answers() -> bool:
 
 
 @pytest.fixture
-def celery_stack(warehouse, jobs, tmp_path, monkeypatch):
-    """Airflow with two Celery workers in this test's own home, on this test's warehouse."""
+def celery_stack(warehouse, s3_root, jobs, tmp_path, monkeypatch):
+    """Airflow with two Celery workers in this test's own home, on this test's warehouse, each
+    worker in a folder of its own, the data root in a bucket."""
     assert redis_answers(), "Redis must run on 127.0.0.1:6379 (the Celery broker)"
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    hosts = tmp_path / "hosts"
     try:
-        yield airflow_stack.start(warehouse, workers=2, port=airflow_stack.free_port())
+        yield airflow_stack.start(warehouse, workers=2, port=airflow_stack.free_port(), hosts=hosts)
     finally:
         airflow_stack.stop()
 
 
 def test_partitions_of_a_triggered_run_spread_over_two_celery_workers(
-    celery_stack, warehouse, jobs
+    celery_stack, warehouse, jobs, tmp_path
 ):
     seed_table(warehouse, "demo.customers", 8_000)
     path = jobs / "customer_churn.yaml"
@@ -89,8 +93,9 @@ def test_partitions_of_a_triggered_run_spread_over_two_celery_workers(
         "SELECT report_uri FROM scoring.scoring_runs WHERE run_id = %s",
         (run["dag_run_id"],),
     )
-    root = Path(os.environ["SCORING_DATA_ROOT"]).resolve()
-    report_page = f"/scoring-files/{Path(report_uri).resolve().relative_to(root)}"
+    root = DataRoot()
+    assert report_uri.startswith(f"{os.environ['SCORING_DATA_ROOT']}/runs/"), report_uri
+    report_page = f"/scoring-files/{root.relative(report_uri)}"
     assert f"report: {api.base}{report_page}" in text  # the summary links it in the UI
     assert "Run report: customer_churn" in api.text(report_page)
     docs = query(
@@ -99,7 +104,7 @@ def test_partitions_of_a_triggered_run_spread_over_two_celery_workers(
         (run["dag_run_id"],),
     )
     for (uri,) in docs:
-        page = f"/scoring-files/{Path(uri).resolve().relative_to(root)}"
+        page = f"/scoring-files/{root.relative(uri)}"
         assert "Expectation Validation Result" in api.text(page)
         with pytest.raises(urllib.error.HTTPError) as refused:
             api.text(page, authenticated=False)
@@ -109,3 +114,10 @@ def test_partitions_of_a_triggered_run_spread_over_two_celery_workers(
     assert outside.value.code == 404
     events = api.call("GET", "/api/v2/assets/events?source_dag_id=customer_churn")
     assert any(e["source_run_id"] == run["dag_run_id"] for e in events["asset_events"])
+
+    # Nothing of the run is on a local disk: no data root folder, and each worker's own folder
+    # holds no file the pipeline wrote (its temporary folder emptied after each task).
+    assert not (tmp_path / "data").exists()
+    for host in (tmp_path / "hosts").iterdir():
+        left = [p for p in host.rglob("*") if p.is_file()]
+        assert not left, (host.name, left[:5])
