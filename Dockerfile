@@ -9,7 +9,9 @@ COPY --chown=airflow:root pipeline /opt/scoring/pipeline
 COPY --chown=airflow:root sql /opt/scoring/sql
 COPY --chown=airflow:root expectations /opt/scoring/expectations
 COPY --chown=airflow:root dags /opt/scoring/dags
-RUN pip install --no-cache-dir --no-deps -e /opt/scoring
+# Without the build's egg-info: on PYTHONPATH it would be a second copy of the package's
+# metadata, and Airflow skips the plugins after a plugin it sees twice (OpenLineage's among them).
+RUN pip install --no-cache-dir --no-deps -e /opt/scoring && rm -rf /opt/scoring/*.egg-info
 
 # The project root first on the path: `pipeline` is this project's, whatever else is installed.
 ENV PYTHONPATH=/opt/scoring \

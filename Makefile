@@ -25,6 +25,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# the build's egg-info beside pipeline/ would be a second copy of the package's metadata once
+	@# the project is on PYTHONPATH (Airflow's processes): its plugin entry point seen twice makes
+	@# Airflow skip the plugins loaded after it (the OpenLineage listener among them)
+	rm -rf nightly_scoring.egg-info
 	@touch $@
 
 venv: $(STAMP) ## Create .venv with the pinned dependencies

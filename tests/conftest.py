@@ -17,6 +17,14 @@ import pytest
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="scoring-tests-"))
 os.environ["AIRFLOW_HOME"] = str(SESSION_DIR / "airflow")
+# Every task of the session sends its OpenLineage events to files, one per event, which
+# tests/dags/test_lineage.py reads back (event-<time>.json).
+OPENLINEAGE_EVENTS = SESSION_DIR / "openlineage" / "event"
+OPENLINEAGE_EVENTS.parent.mkdir()
+os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = (
+    f'{{"type": "file", "log_file_path": "{OPENLINEAGE_EVENTS}", "append": false}}'
+)
+os.environ["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "scoring-tests"
 
 from pipeline.local import airflow_home  # noqa: E402  (after AIRFLOW_HOME is set)
 

@@ -68,13 +68,8 @@ def stage_task(stage: str, job: str, spec_path: str, inputs: dict, item=None):
         # read by map_index_template: the UI names each partition task by its key range
         context["item_label"] = flow.item_label(step, item) or str(ti.map_index)  # type: ignore[typeddict-unknown-key]
     try:
-        return flow.execute(
-            step,
-            warehouse_url(airflow_warehouse),
-            trigger_of(context, job, spec_path),
-            inputs,
-            item,
-        )
+        url = warehouse_url(airflow_warehouse)
+        result = flow.execute(step, url, trigger_of(context, job, spec_path), inputs, item)
     except StageSkipped as exc:
         log.info("%s", exc)
         # an explicit None for the tasks that read this one: without it their XCom read
@@ -98,6 +93,11 @@ def stage_task(stage: str, job: str, spec_path: str, inputs: dict, item=None):
             error = f"{ti.task_id}: {type(exc).__name__}: {exc}"
             record_failure(job, context["run_id"], error, when)
         raise
+    from pipeline.orchestration.lineage import record_lineage  # pyarrow: not at DAG parse
+    from pipeline.spec import load_spec
+
+    record_lineage(stage, load_spec(spec_path), url, inputs, result)
+    return result
 
 
 def trigger_time(context) -> str:
