@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from pipeline.config import data_root
+from pipeline.errors import PipelineError
 
 CHUNK = 1 << 20
 
@@ -56,9 +57,16 @@ class DataRoot:
         return path
 
     def path_of(self, uri: str) -> str:
-        """Inverse of `uri` (a remote path without its scheme is taken as it is)."""
+        """Inverse of `uri` (a remote path without its scheme is taken as it is). A local path
+        under a remote root is a file recorded under another data root: an error that says so."""
         if self.remote and "://" in uri:
             return uri.split("://", 1)[1]
+        if self.remote and uri.startswith("/"):
+            raise PipelineError(
+                f"{uri} was recorded under another data root than SCORING_DATA_ROOT="
+                f"{self.uri_prefix}: copy that root's files to {self.uri_prefix}, keeping "
+                "their paths under it, or point SCORING_DATA_ROOT back at it"
+            )
         return uri
 
     def probe(self) -> None:

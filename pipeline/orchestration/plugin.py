@@ -141,9 +141,10 @@ class Pages:
         """The jobs that have written run files (`runs/<job>/`)."""
         return [job for job in self.data.folders(self.data.path("runs")) if JOB_NAME.match(job)]
 
-    def link(self, path: str) -> str | None:
-        """`path` (under the root) as a link from the index, if this plugin would serve it."""
-        relative = self.data.relative(self.data.uri(path))
+    def link(self, uri: str) -> str | None:
+        """A file's uri as a link from the index, if this plugin would serve it (a file recorded
+        under another data root is not)."""
+        relative = self.data.relative(uri)
         parts = parts_of(relative) if relative else None
         return quote(relative) if relative and parts and self.has(parts) else None
 
@@ -171,11 +172,11 @@ def run_pages(url: str, files: Pages, run: RunRow) -> RunPages:
     from pipeline.datafiles.layout import model_dir, report_path  # pyarrow: not at plugin load
 
     data, job = files.data, run.job
-    report = data.path_of(run.report_uri) if run.report_uri else report_path(data, job, run.run_id)
+    report = run.report_uri or data.uri(report_path(data, job, run.run_id))
     docs = [
         (check.suite.removeprefix(f"{job}."), link, check.success)
         for check in validations_of_run(url, job, run.run_id)
-        if check.docs_uri and (link := files.link(data.path_of(check.docs_uri)))
+        if check.docs_uri and (link := files.link(check.docs_uri))
     ]
     versions = [("", run.model_version, "")] if run.model_version else []
     candidate = model_of_run(url, job, run.run_id)
@@ -184,7 +185,7 @@ def run_pages(url: str, files: Pages, run: RunRow) -> RunPages:
     cards = [
         (f"{label}v{version}{status}", link)
         for label, version, status in versions
-        if (link := files.link(f"{model_dir(data, job, version)}/{CARD}"))
+        if (link := files.link(data.uri(f"{model_dir(data, job, version)}/{CARD}")))
     ]
     return RunPages(run, files.link(report), docs, cards)
 
@@ -215,7 +216,7 @@ def job_section(url: str | None, files: Pages, job: str) -> str:
     process reaches it, else a link to the job's index page alone."""
     from pipeline.datafiles.layout import index_path
 
-    index = files.link(index_path(files.data, job))
+    index = files.link(files.data.uri(index_path(files.data, job)))
     every = f'<a href="{esc(index)}">all runs of {esc(job)}</a>' if index else ""
     rows, note = [], ""
     try:

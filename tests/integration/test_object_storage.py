@@ -12,6 +12,7 @@ import pytest
 from helpers import S3_KEYS, Links, plugin_client, query, run_stages
 from pipeline.cli.jobs import check_data_root
 from pipeline.datafiles.root import DataRoot
+from pipeline.errors import PipelineError
 from pipeline.faults import explain_permanent
 from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.maintenance.reproduce import reproduce_run
@@ -108,3 +109,9 @@ def test_a_root_given_with_its_endpoint_is_shown_without_it(s3_root, s3_server, 
     assert root.uri(path) == f"{s3_root}/runs/page.json"
     assert root.read_json(root.path_of(root.uri(path))) == {"x": 1}
     assert root.relative(root.uri(path)) == "runs/page.json"
+
+
+def test_a_file_recorded_under_a_local_root_is_named_under_a_bucket_root(s3_root):
+    with pytest.raises(PipelineError, match="was recorded under another data root") as raised:
+        DataRoot().path_of("/srv/data/models/job/v0001/model.skops")
+    assert f"SCORING_DATA_ROOT={s3_root}" in str(raised.value)
