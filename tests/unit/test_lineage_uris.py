@@ -1,10 +1,12 @@
 """The asset URIs lineage names: tables by server and database without a login, files under a
 local root as file:// URIs, object storage as it is; each stage's reads and writes."""
 
-from conftest import PROJECT
+from pathlib import Path
 
 from pipeline.orchestration.lineage import file_uri, stage_lineage, table_uri
 from pipeline.spec import load_spec
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 URL = "postgresql://nightly:s3cret@db.internal:6432/warehouse?sslmode=require"
 
