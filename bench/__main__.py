@@ -32,6 +32,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--repeat", type=int, default=1, help="runs per arm; the fastest counts")
     p.add_argument("--json", help="also write the results to this file")
+    p.add_argument(
+        "--incremental",
+        type=float,
+        help="also run the incremental arm: this fraction of rows updated (a tenth of it "
+        "deleted, as many inserted), e.g. 0.01",
+    )
     return p
 
 
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             args.train_rows,
             args.repeat,
             args.json,
+            args.incremental,
         )
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from psycopg2 import sql
 
 from pipeline import flow
 from pipeline.config import expectations_dir, jobs_dir
-from pipeline.contracts import Manifest, ServingModel, Trigger
+from pipeline.contracts import Manifest, Run, ServingModel, Trigger
 from pipeline.datafiles.snapshots import load_manifest, read_snapshot_table
 from pipeline.errors import PipelineError
 from pipeline.local.demo_data import demo_as_of, seed_table
@@ -60,12 +61,16 @@ SCORE_SCALE = 1e9  # checksums compare scores rounded to 1e-9
 KEY_MODULUS = 9973  # ties scores to keys; a batch of up to 900k rows stays within int64
 
 
-def write_bench_job(folder: Path, rows: int) -> Path:
+def write_bench_job(folder: Path, rows: int, incremental: bool = False) -> Path:
     """The demo churn job, renamed, reading `bench.customers_<rows>`, as a spec file in `folder`
-    beside a copy of its suites (`folder/expectations`); returns the spec's path."""
+    beside a copy of its suites (`folder/expectations`); returns the spec's path. Incremental:
+    in `scoring.mode: incremental`, reading a copy, `bench.incremental_<rows>`, it may change."""
     base = find_spec(BASE_JOB, jobs_dir()).model_dump(mode="json")
-    spec = {**base, "name": JOB, "source": {**base["source"], "table": bench_table(rows)}}
-    path = folder / f"{JOB}-{rows}.yaml"
+    table = f"{SCHEMA}.incremental_{rows}" if incremental else bench_table(rows)
+    spec = {**base, "name": JOB, "source": {**base["source"], "table": table}}
+    if incremental:
+        spec["scoring"] = {**spec["scoring"], "mode": "incremental"}
+    path = folder / f"{JOB}-{rows}{'-incremental' if incremental else ''}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     suites = folder / "expectations" / JOB
     if not suites.exists():
@@ -204,6 +209,24 @@ class StageRunner:
         return results if items is not None else results[0]
 
 
+def run_whole(
+    url: str, spec_path: str, run_id: str, as_of: datetime, workers: int, full: bool = False
+) -> tuple[dict, StageRunner]:
+    """A whole run of the DAG's stages with the champion (`retrain=never`), each stage in warm
+    workers; its results and the runner that timed them."""
+    trigger = Trigger(
+        job=JOB,
+        spec_path=spec_path,
+        run_id=run_id,
+        logical_date=as_of.isoformat(),
+        run_after=as_of.isoformat(),
+        retrain="never",
+        full=full,
+    )
+    runner = StageRunner(workers)
+    return flow.run_stages(url, trigger, runner=runner), runner
+
+
 def arm_ours(config: dict) -> dict:
     """A whole run of the DAG's stages with the champion; ours' time is its scoring path."""
     url, rows, workers = config["url"], config["rows"], config["workers"]
@@ -211,18 +234,9 @@ def arm_ours(config: dict) -> dict:
     run_id = f"bench-{rows}-{workers}w"
     table = db.scoring_ident(spec.predictions_table)
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(table))
-    as_of = demo_as_of().isoformat()
-    trigger = Trigger(
-        job=spec.name,
-        spec_path=config["spec_path"],
-        run_id=run_id,
-        logical_date=as_of,
-        run_after=as_of,
-        retrain="never",
-    )
-    runner = StageRunner(workers)
-    results = flow.run_stages(url, trigger, runner=runner)
+        for name in (spec.predictions_table, spec.changes_table):
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(db.scoring_ident(name)))
+    results, runner = run_whole(url, config["spec_path"], run_id, demo_as_of(), workers)
     path = ("snapshot_scoring", "plan", "score", "publish")
     manifest = Manifest.from_json(results["snapshot_scoring"])
     validation = results["validate_scoring"]
@@ -264,9 +278,12 @@ def arm_copy_out(config: dict) -> dict:
         with conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
             types = sources.table_columns(conn, spec.source.table)
-            query = sources.build_snapshot_query(spec, "scoring", types)
+            since = config.get("since")
+            query = sources.build_snapshot_query(spec, "scoring", types, changed=bool(since))
             copy = sql.SQL("COPY ({}) TO STDOUT").format(query)
-            text = cur.mogrify(copy, {"as_of": demo_as_of()}).decode()
+            as_of = datetime.fromisoformat(config.get("as_of") or demo_as_of().isoformat())
+            params = {"as_of": as_of, "since": since and datetime.fromisoformat(since)}
+            text = cur.mogrify(copy, params).decode()
             sink = Discard()
             started = time.perf_counter()
             cur.copy_expert(text, sink)
@@ -367,12 +384,157 @@ def arm_naive(config: dict) -> dict:
     }
 
 
+def arm_incremental(config: dict) -> dict:
+    """A published full run, then a night's changes (`fraction` of rows updated, a tenth of
+    that deleted and as many inserted), then the incremental run, timed against a full run on
+    the same data and against the floors of the changed rows; `_latest` after each compared
+    key for key and bit for bit."""
+    url, rows, workers, fraction = (config[k] for k in ("url", "rows", "workers", "fraction"))
+    spec = bench_spec(config)
+    table, base = db.table_ident(spec.source.table), db.table_ident(bench_table(rows))
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        for name in (spec.predictions_table, spec.changes_table):
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(db.scoring_ident(name)))
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(table, base))
+        cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(table, base))
+        cur.execute(sql.SQL("ANALYZE {}").format(table))
+    night, next_night = demo_as_of(), demo_as_of() + timedelta(days=1)
+    run_whole(url, config["spec_path"], f"bench-inc-{rows}-base", night, workers)
+    made = change_table(url, spec, fraction, night)
+    log.info("changed %s: %s", spec.source.table, made)
+    run_id = f"bench-inc-{rows}"
+    results, runner = run_whole(url, config["spec_path"], run_id, next_night, workers)
+    scope = Run.from_json(results[flow.FIRST]).scope
+    if scope["mode"] != "incremental":
+        raise PipelineError(f"the incremental arm ran in full: {scope['reason']}")
+    latest = db.scoring_ident(spec.latest_view)
+    kept = sql.Identifier(SCHEMA, "incremental_latest")
+    columns = sql.SQL("key, score, label, probabilities::text")
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(kept))
+        cur.execute(sql.SQL("CREATE TABLE {} AS SELECT {} FROM {}").format(kept, columns, latest))
+    full, full_runner = run_whole(
+        url, config["spec_path"], f"bench-inc-{rows}-full", next_night, workers, full=True
+    )
+    manifest = Manifest.from_json(results["snapshot_scoring"])
+    window = {**config, "as_of": next_night.isoformat(), "since": scope["since"]}
+    floors = {
+        "copy_out": arm_copy_out(window)["seconds"],
+        "predict": arm_predict({**config, "manifest_uri": manifest.uri})["seconds"],
+        "copy_in": arm_copy_in({**config, "run_id": run_id})["seconds"],
+    }
+    seconds, full_seconds = sum(runner.seconds.values()), sum(full_runner.seconds.values())
+    changed = manifest.row_count + manifest.change["left"]
+    return {
+        "seconds": round(seconds, 3),
+        "full_seconds": round(full_seconds, 3),
+        "speedup_vs_full": round(full_seconds / seconds, 2),
+        "changed_rows": changed,
+        "rescored_rows": manifest.row_count,
+        "left_rows": manifest.change["left"],
+        "made": made,
+        "change_floor_s": round(sum(floors.values()), 3),
+        "change_floors_s": {k: round(v, 3) for k, v in floors.items()},
+        "ratio_to_change_floor": round(seconds / sum(floors.values()), 2),
+        "peak_rss_mib": round(max(runner.peak_rss_mib.values()), 1),
+        "full_peak_rss_mib": round(max(full_runner.peak_rss_mib.values()), 1),
+        "stages_s": {k: round(v, 3) for k, v in runner.seconds.items()},
+        "full_stages_s": {k: round(v, 3) for k, v in full_runner.seconds.items()},
+        "latest_equals_full": differing_rows(url, kept, latest, columns) == 0,
+        "rows": full["publish"]["rows"],
+        "analyst": analyst_figures(url, spec),
+    }
+
+
+def change_table(url: str, spec: JobSpec, fraction: float, night: datetime) -> dict:
+    """A night's writes after `night`: every 1/fraction-th key updated (charges up 10%), every
+    10/fraction-th deleted and as many new keys inserted, an hour or two after `night`."""
+    table, key = db.table_ident(spec.source.table), sql.Identifier(spec.source.key)
+    ts = sql.Identifier(spec.source.timestamp)
+    every = max(1, round(1 / fraction))
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT max({}) FROM {}").format(key, table))
+        top = cur.fetchone()[0]
+        cur.execute(
+            sql.SQL(
+                "UPDATE {t} SET monthly_charges = monthly_charges * 1.1, {ts} = %(at)s"
+                " WHERE mod({k}, %(every)s) = 3"
+            ).format(t=table, ts=ts, k=key),
+            {"at": night + timedelta(hours=1), "every": every},
+        )
+        updated = cur.rowcount
+        cur.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE born ON COMMIT DROP AS SELECT * FROM {t}"
+                " WHERE mod({k}, %(every)s) = 11"
+            ).format(t=table, k=key),
+            {"every": every * 10},
+        )
+        cur.execute(
+            sql.SQL("UPDATE born SET {k} = {k} + %(top)s, {ts} = %(at)s").format(k=key, ts=ts),
+            {"top": top, "at": night + timedelta(hours=2)},
+        )
+        cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM born").format(table))
+        inserted = cur.rowcount
+        cur.execute(
+            sql.SQL("DELETE FROM {t} WHERE mod({k}, %(every)s) = 7").format(t=table, k=key),
+            {"every": every * 10},
+        )
+        deleted = cur.rowcount
+        cur.execute(sql.SQL("ANALYZE {}").format(table))
+    return {"updated": updated, "inserted": inserted, "deleted": deleted}
+
+
+def differing_rows(url: str, kept: sql.Composable, latest: sql.Composable, columns) -> int:
+    """Rows in one of the two states and not the other (0: the same, key for key)."""
+    query = sql.SQL(
+        "SELECT count(*) FROM ((SELECT * FROM {kept} EXCEPT ALL SELECT {c} FROM {latest})"
+        " UNION ALL (SELECT {c} FROM {latest} EXCEPT ALL SELECT * FROM {kept})) AS d"
+    ).format(kept=kept, latest=latest, c=columns)
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(query)
+        return cur.fetchone()[0]
+
+
+def analyst_figures(url: str, spec: JobSpec) -> dict:
+    """What analysts pay on `<job>_latest` (the fastest of 3, milliseconds), and the bytes a
+    prediction row of the history takes (heap, indexes and TOAST)."""
+    latest = db.scoring_ident(spec.latest_view)
+    predictions = db.scoring_ident(spec.predictions_table)
+    queries = {
+        "top20_by_score_ms": sql.SQL("SELECT key, score FROM {} ORDER BY score DESC LIMIT 20"),
+        "count_above_threshold_ms": sql.SQL("SELECT count(*) FROM {} WHERE score > 0.9"),
+        "lookup_by_key_ms": sql.SQL("SELECT * FROM {} WHERE key = 4242"),
+    }
+    out = {}
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        for name, query in queries.items():
+            times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                cur.execute(query.format(latest))
+                cur.fetchall()
+                times.append((time.perf_counter() - started) * 1000)
+            out[name] = round(min(times), 1)
+        cur.execute(
+            sql.SQL("SELECT pg_total_relation_size(%s::regclass), count(*) FROM {}").format(
+                predictions
+            ),
+            (f"scoring.{spec.predictions_table}",),
+        )
+        size, count = cur.fetchone()
+    out["bytes_per_prediction_row"] = round(size / count, 1) if count else None
+    return out
+
+
 ARMS = {
     "ours": arm_ours,
     "copy_out": arm_copy_out,
     "predict": arm_predict,
     "copy_in": arm_copy_in,
     "naive": arm_naive,
+    "incremental": arm_incremental,
 }
 
 
@@ -412,7 +574,14 @@ def arm_main() -> int:
 
 
 def bench_size(
-    url: str, rows: int, model: dict, workers: list[int], naive: bool, repeat: int, folder: Path
+    url: str,
+    rows: int,
+    model: dict,
+    workers: list[int],
+    naive: bool,
+    repeat: int,
+    folder: Path,
+    incremental: float | None = None,
 ) -> dict:
     """Every arm at one size, checked against each other; the size's summary and its arms."""
     base = {
@@ -462,6 +631,14 @@ def bench_size(
         "validate_peak_rss_mib": round(by_arm["validate"]["peak_rss_mib"], 1),
         "checksum": ours["checksum"],
     }
+    if incremental:
+        config = {
+            **base,
+            "workers": ours["workers"],
+            "fraction": incremental,
+            "spec_path": str(write_bench_job(folder, rows, incremental=True)),
+        }
+        summary["incremental"] = run_arm_once("incremental", config)
     return {"summary": summary, "arms": arms}
 
 
@@ -502,13 +679,16 @@ def run_bench(
     train_rows: int,
     repeat: int = 1,
     json_path: str | None = None,
+    incremental: float | None = None,
 ) -> dict:
     """Seed, train once, bench every size; print the table and optionally write the JSON."""
     migrate(url)
     for rows in sorted({train_rows, *sizes}):
         ensure_table(url, rows)
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as folder:
-        report = bench_sizes(url, sizes, workers, naive_max_rows, train_rows, repeat, Path(folder))
+        report = bench_sizes(
+            url, sizes, workers, naive_max_rows, train_rows, repeat, Path(folder), incremental
+        )
     print(format_table(report))
     if json_path:
         with open(json_path, "w") as out:
@@ -517,7 +697,9 @@ def run_bench(
     return report
 
 
-def bench_sizes(url, sizes, workers, naive_max_rows, train_rows, repeat, folder: Path) -> dict:
+def bench_sizes(
+    url, sizes, workers, naive_max_rows, train_rows, repeat, folder: Path, incremental=None
+) -> dict:
     """Train the champion once, then every size; the report."""
     model = train_model(url, write_bench_job(folder, train_rows), train_rows)
     report = {
@@ -531,7 +713,8 @@ def bench_sizes(url, sizes, workers, naive_max_rows, train_rows, repeat, folder:
         "arms": [],
     }
     for rows in sizes:
-        size = bench_size(url, rows, model, workers, rows <= naive_max_rows, repeat, folder)
+        naive = rows <= naive_max_rows
+        size = bench_size(url, rows, model, workers, naive, repeat, folder, incremental)
         report["results"][str(rows)] = size["summary"]
         report["arms"] += [{k: v for k, v in a.items() if k != "url"} for a in size["arms"]]
     first = report["results"][str(min(sizes))]
@@ -611,4 +794,14 @@ def format_table(report: dict) -> str:
             f"({s['peak_rss_vs_smallest']:.2f}x the smallest); "
             f"validation {s['validate_s']:.2f} s, peak RSS {s['validate_peak_rss_mib']:.0f} MiB"
         )
+        inc = s.get("incremental")
+        if inc:
+            text.append(
+                f"{int(rows):,} rows, incremental ({inc['changed_rows']:,} changed): "
+                f"{inc['seconds']:.2f} s against {inc['full_seconds']:.2f} s in full = "
+                f"{inc['speedup_vs_full']:.1f}x faster; {inc['ratio_to_change_floor']:.2f}x the "
+                f"change's floor {inc['change_floor_s']:.2f} s; peak RSS {inc['peak_rss_mib']:.0f}"
+                f" MiB (full {inc['full_peak_rss_mib']:.0f}); latest equals full: "
+                f"{inc['latest_equals_full']}; analysts: {inc['analyst']}"
+            )
     return "\n".join(text)

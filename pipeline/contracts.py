@@ -74,6 +74,7 @@ class Trigger(Record):
     as_of: str | None = None
     force_promote: bool = False
     retrain: str = "auto"
+    full: bool = False  # score the whole table even in incremental mode
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,12 @@ class Run(Record):
     suites_sha256: str
     force_promote: bool = False
     retrain: str = "auto"
+    scope: dict = field(default_factory=dict)  # pipeline.logic.scope.Scope, as JSON
+
+    @property
+    def incremental(self) -> bool:
+        """Whether the run scores only what changed since the previous published run."""
+        return self.scope.get("mode") == "incremental"
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,12 @@ class Manifest(Record):
     future_rows: dict = field(default_factory=dict)
     seconds: float = 0.0
     snapshot_id: int | None = None  # its scoring.snapshots.id, once recorded (not in the file)
+    change: dict | None = None  # an incremental run's scoring snapshot: pipeline.logic.scope
+
+    @property
+    def table_rows(self) -> int:
+        """The rows of the whole table at the cut-off (a change snapshot holds only some)."""
+        return self.change["table_rows"] if self.change else self.row_count
 
     def file_json(self) -> dict:
         """As written beside the data and in scoring.snapshots: without the row's id."""

@@ -32,6 +32,7 @@ from pipeline.contracts import (
     Validation,
 )
 from pipeline.errors import StageSkipped
+from pipeline.logic.scope import INCREMENTAL_SKIPS
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class Stage:
     expand: str | None = None  # runs once per item of that stage's list, in parallel
     when: str | None = None  # runs only if that input's result is due (a RetrainDecision)
     refreshes_latest: bool = False  # its success means new rows in scoring.<job>_latest
+    full_only: bool = False  # an incremental run skips it (it keeps its champion: no training)
 
     def function(self) -> Callable:
         module, _, name = self.target.partition(":")
@@ -59,7 +61,7 @@ class Stage:
     @property
     def may_skip(self) -> bool:
         """Whether the stage can be skipped: downstream stages then get None."""
-        return self.when is not None
+        return self.when is not None or self.full_only
 
     @property
     def returns_list(self) -> bool:
@@ -73,6 +75,7 @@ STAGES: tuple[Stage, ...] = (
         "pipeline.stages.snapshot:snapshot",
         Manifest,
         options={"kind": "training"},
+        full_only=True,
     ),
     Stage(
         "snapshot_scoring",
@@ -85,6 +88,7 @@ STAGES: tuple[Stage, ...] = (
         "pipeline.stages.validate:validate",
         Validation,
         ("snapshot_training",),
+        full_only=True,
     ),
     Stage(
         "validate_scoring",
@@ -181,6 +185,8 @@ def execute(stage: Stage, url: str, trigger: Trigger, inputs: dict, item: Any = 
     run = Run.from_json(inputs[FIRST])
     ctx = Context(url=url, trigger=trigger, started=run)
     args = [decode(BY_NAME[name], inputs[name]) for name in stage.inputs]
+    if stage.full_only and run.incremental:
+        raise StageSkipped(f"{stage.name} skipped: {INCREMENTAL_SKIPS}")
     if stage.when:  # decided before the stage's module (and its libraries) is imported
         decision = args[stage.inputs.index(stage.when)]
         if not decision.due:

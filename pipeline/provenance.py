@@ -1,6 +1,7 @@
 """What made a result: the code version and the versions of the libraries that matter."""
 
 import hashlib
+import json
 import os
 import subprocess
 from functools import cache
@@ -50,6 +51,25 @@ def source_hash() -> str:
     digest = hashlib.sha256()
     for path in sorted((PROJECT_ROOT / "pipeline").rglob("*.py")):
         digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+# the code between a source row and its score: the snapshot's query and types, the feature
+# frame, prediction; a change to any makes yesterday's scores no longer today's
+FEATURE_CODE = (
+    "pipeline/warehouse/sources.py",
+    "pipeline/datafiles/parquet.py",
+    "pipeline/model/fitting.py",
+    "pipeline/stages/score.py",
+)
+
+
+def features_sha256(spec_features: dict) -> str:
+    """A fingerprint of what turns a row into a score, the model aside: the spec's part of it
+    (`spec_features`, JSON) and the code in FEATURE_CODE."""
+    digest = hashlib.sha256(json.dumps(spec_features, sort_keys=True).encode())
+    for name in FEATURE_CODE:
+        digest.update((PROJECT_ROOT / name).read_bytes())
     return digest.hexdigest()
 
 

@@ -1,11 +1,13 @@
 -- Per-job prediction history and the analysts' view of the last published run.
 -- Deployed by the owner when missing or changed (pipeline.stages.publish.ensure_job_objects),
 -- never on every publish: a run only inserts rows. Filled in with quoted identifiers
--- ({predictions}, {latest}, {lineage}), the job name as a literal ({job}) and the key type
+-- ({predictions}, {changes}, {latest}, {lineage}), the job name as a literal ({job}) and the key type
 -- from a fixed list ({key_type}), and what score means as a literal ({score_meaning}); safe to
 -- run again. Columns are only ever added at the end (CREATE OR REPLACE VIEW allows no other).
--- {latest} shows the published run with the latest as_of that is not in the future, so no
--- single run can freeze it; a backfill (an older as_of) never replaces today's run.
+-- {latest} shows what the job's row of scoring.jobs names: the rows of its base run (a full
+-- run) less the keys changed since, plus those changes ({changes}: the keys incremental runs
+-- rescored or dropped after the base run, one row each, replaced in the publish transaction).
+-- A publish moves the state only forward in as_of, so a backfill never replaces today's run.
 CREATE TABLE IF NOT EXISTS {predictions} (
     run_id         text             NOT NULL,
     key            {key_type}       NOT NULL,
@@ -18,17 +20,33 @@ CREATE TABLE IF NOT EXISTS {predictions} (
 );
 ALTER TABLE {predictions} ADD COLUMN IF NOT EXISTS probabilities jsonb;
 
+CREATE TABLE IF NOT EXISTS {changes} (
+    key            {key_type}       PRIMARY KEY,
+    run_id         text             NOT NULL,
+    deleted        boolean          NOT NULL,
+    score          double precision,
+    label          text,
+    model_version  integer,
+    as_of          timestamptz      NOT NULL,
+    scored_at      timestamptz      NOT NULL,
+    probabilities  jsonb
+);
+COMMENT ON TABLE {changes} IS
+    'the keys incremental runs rescored (deleted false) or dropped (deleted true) since the '
+    'base run named in scoring.jobs; emptied when a full run publishes';
+
 CREATE OR REPLACE VIEW {latest} AS
 SELECT p.key, p.score, p.label, p.model_version, p.run_id, p.as_of, p.scored_at,
        p.probabilities
 FROM {predictions} AS p
-WHERE p.run_id = (
-    SELECT r.run_id
-    FROM scoring.scoring_runs AS r
-    WHERE r.job = {job} AND r.status = 'published' AND r.as_of <= now()
-    ORDER BY r.as_of DESC, r.published_at DESC
-    LIMIT 1
-);
+WHERE p.run_id = (SELECT j.base_run_id FROM scoring.jobs AS j WHERE j.job = {job})
+  AND NOT EXISTS (SELECT 1 FROM {changes} AS c WHERE c.key = p.key)
+UNION ALL
+SELECT c.key, c.score, c.label, c.model_version, c.run_id, c.as_of, c.scored_at,
+       c.probabilities
+FROM {changes} AS c
+WHERE NOT c.deleted;
+COMMENT ON VIEW {latest} IS {latest_meaning};
 
 COMMENT ON COLUMN {latest}.key IS 'the source row''s key';
 COMMENT ON COLUMN {latest}.score IS {score_meaning};
@@ -36,12 +54,14 @@ COMMENT ON COLUMN {latest}.label IS 'classification: the predicted class; NULL f
 COMMENT ON COLUMN {latest}.probabilities IS
     'classification: every class''s probability, e.g. probabilities->>''yes''; NULL for a regression';
 COMMENT ON COLUMN {latest}.model_version IS 'the model version (scoring.model_versions) that scored it';
-COMMENT ON COLUMN {latest}.run_id IS 'the run that published it (scoring.scoring_runs)';
+COMMENT ON COLUMN {latest}.run_id IS
+    'the run that scored it (scoring.scoring_runs): an incremental run rescored only what changed';
 COMMENT ON COLUMN {latest}.as_of IS 'the run''s cut-off: the data scored had timestamps before it';
 COMMENT ON COLUMN {latest}.scored_at IS 'when the run scored it';
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON {predictions} TO scoring_writer;
-GRANT SELECT ON {predictions}, {latest} TO scoring_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON {predictions}, {changes} TO scoring_writer;
+GRANT SELECT ON {latest} TO scoring_writer;
+GRANT SELECT ON {predictions}, {changes}, {latest} TO scoring_reader;
 
 -- Which data, model and code made each latest prediction ({lineage}). The snapshots are the
 -- run's own and the model's own, by id (another snapshot may hold the same bytes elsewhere);
@@ -77,7 +97,8 @@ COMMENT ON COLUMN {drift}.statistic IS
     'scored rows with a category never seen in training), null_rate_change (absolute)';
 COMMENT ON COLUMN {drift}.level IS 'ok, watch (psi at or above watch) or alert (above threshold)';
 COMMENT ON COLUMN {drift}.population IS
-    'all: the whole scored table; new: the rows new or changed since the previous published run';
+    'all: the whole scored table; new: the rows new or changed since the previous published '
+    'run; changed: all an incremental run rescored (since its previous run''s as_of less lookback)';
 COMMENT ON COLUMN {drift}.rows IS 'the rows of that population';
 COMMENT ON COLUMN {drift}.decides IS
     'this population decides the run''s alerts (new when it has monitoring.min_new_rows rows)';

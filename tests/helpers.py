@@ -26,7 +26,7 @@ def query(url: str, text: str, params=None) -> list[tuple]:
 
 def trigger_for(spec: JobSpec, as_of: datetime, run_id: str, **options) -> Trigger:
     """A trigger of `spec`'s file at `as_of`; options: retrain (bool or auto/always/never),
-    force_promote."""
+    force_promote, full."""
     retrain = options.get("retrain", "always")
     if isinstance(retrain, bool):
         retrain = "always" if retrain else "never"
@@ -38,6 +38,7 @@ def trigger_for(spec: JobSpec, as_of: datetime, run_id: str, **options) -> Trigg
         run_after=as_of.isoformat(),
         force_promote=options.get("force_promote", False),
         retrain=retrain,
+        full=options.get("full", False),
     )
 
 

@@ -57,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--as-of", help="cut-off timestamp (ISO-8601); default: now")
     c.add_argument("--force-promote", action="store_true", help="promote the candidate regardless")
     c.add_argument("--retrain", choices=["auto", "always", "never"], default="auto")
+    c.add_argument(
+        "--full", action="store_true", help="score the whole table (a job in incremental mode)"
+    )
     c = command(
         "backfill",
         "jobs:cmd_backfill",

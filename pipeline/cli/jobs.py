@@ -93,7 +93,9 @@ def check_data_root() -> int:
     return 0
 
 
-def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> tuple[str, datetime]:
+def run_job(
+    job: str, as_of: str | None, force_promote: bool, retrain: str, full: bool = False
+) -> tuple[str, datetime]:
     """Run one job's DAG through Airflow; returns (state, logical date).
 
     What can be checked before Airflow starts is: the spec, its suites, the cut-off (not in the
@@ -119,7 +121,7 @@ def run_job(job: str, as_of: str | None, force_promote: bool, retrain: str) -> t
 
     from pipeline.orchestration.dags import run_once
 
-    conf = {"as_of": as_of, "force_promote": force_promote, "retrain": retrain}
+    conf = {"as_of": as_of, "force_promote": force_promote, "retrain": retrain, "full": full}
     try:
         state = run_once(job, logical_date, conf)
     except IntegrityError:
@@ -149,7 +151,7 @@ def cmd_run(args) -> int:
     url = warehouse()
     migrate(url)
     started = time.perf_counter()
-    state, logical_date = run_job(args.job, args.as_of, args.force_promote, args.retrain)
+    state, logical_date = run_job(args.job, args.as_of, args.force_promote, args.retrain, args.full)
     recorded_run(url, args.job, logical_date, state)
     print_run_summary(url, args.job, logical_date, time.perf_counter() - started)
     return 0 if state == "success" else 1
@@ -187,9 +189,10 @@ def cmd_backfill(args) -> int:
             print(f"{as_of.isoformat()}  FAILED     run {run.run_id} in {seconds:.1f} s: {why}")
             break
         counts["published"] += 1
+        mode = (run.scope or {}).get("mode", "full")
         print(
-            f"{as_of.isoformat()}  published  {run.rows_scored or 0:>10,} rows  model "
-            f"v{run.model_version}  {seconds:6.1f} s  run {run.run_id}"
+            f"{as_of.isoformat()}  published  {run.rows_scored or 0:>10,} rows {mode:<11}  "
+            f"model v{run.model_version}  {seconds:6.1f} s  run {run.run_id}"
         )
     latest = runs.latest_published(url, spec.name)
     shown = latest.as_of.isoformat() if latest and latest.as_of else "no run"

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from pipeline.contracts import ScoredPartition
 from pipeline.datafiles.root import DataRoot
+from pipeline.errors import PipelineError
 from pipeline.progress import Progress
 
 BATCH_ROWS = 25_000  # rows per CSV chunk: 100k held ~80 MiB more in flight, no faster
@@ -35,6 +36,23 @@ def csv_chunks(
             for batch in pq.ParquetFile(src).iter_batches(batch_size=BATCH_ROWS):
                 yield csv_rows(batch, constants)
                 progress.advance(batch.num_rows)
+
+
+def left_key_chunks(change: dict) -> Iterator[bytes]:
+    """The keys an incremental run's change drops (its `left.parquet`, sha256 checked) as CSV
+    chunks of one column."""
+    root = DataRoot()
+    path = root.path_of(change["left_uri"])
+    if root.sha256(path) != change["left_sha256"]:
+        raise PipelineError(
+            f"{change['left_uri']}: its sha256 is not the one its snapshot's manifest records; "
+            "the file changed after the snapshot: run the job again"
+        )
+    with root.open_input(path) as src:
+        for batch in pq.ParquetFile(src).iter_batches(batch_size=BATCH_ROWS):
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
+            yield buffer.getvalue()
 
 
 def prefetched(items: Iterator, depth: int) -> Iterator:

@@ -60,7 +60,8 @@ class Drift:
     """A run's drift: the findings of the population that decides its alerts, and which."""
 
     findings: list[Finding]
-    population: str  # "new": the rows new or changed since `since`; "all": the whole table
+    population: str  # "new": the rows new or changed since `since`; "all": the whole table;
+    # "changed": an incremental run's whole change (the rows since its as_of less lookback)
     rows: int  # rows in that population
     since: str | None  # the as_of of the previous published run, if any
     new_rows: int | None  # rows new since it (None without a previous published run)
@@ -74,6 +75,8 @@ class Drift:
         """Which rows the alerts are about, in words."""
         if self.population == "new":
             return f"the {self.rows:,} rows new or changed since {self.since}"
+        if self.population == "changed":
+            return f"the {self.rows:,} rows this incremental run rescored"
         if self.since is None:
             return f"all {self.rows:,} rows (no earlier published run)"
         return (
@@ -120,14 +123,20 @@ def measure_drift(
         found.append(Finding(SCORE, "psi", value, limits.psi_alert, limits.psi_watch))
         measured[name] = found
     deciding = "new" if counts.get("new", 0) >= limits.min_new_rows else "all"
+    shown = {"all": "changed" if scoring.change else "all", "new": "new"}  # what "all" holds
     rows = [
-        as_row(f, name, counts[name], name == deciding, histograms.get((name, f.feature)))
+        as_row(f, shown[name], counts[name], name == deciding, histograms.get((name, f.feature)))
         for name, found in measured.items()
         for f in found
     ]
     record_drift(url, spec.name, run_id, rows)
     drift = Drift(
-        measured[deciding], deciding, counts[deciding], since, counts.get("new"), summary.to_json()
+        measured[deciding],
+        shown[deciding],
+        counts[deciding],
+        since,
+        counts.get("new"),
+        summary.to_json(),
     )
     for finding in drift.findings:
         if finding.level != "ok":

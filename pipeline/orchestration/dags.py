@@ -52,6 +52,7 @@ def trigger_of(context, job: str, spec_path: str) -> Trigger:
         as_of=params.get("as_of"),
         force_promote=bool(params.get("force_promote")),
         retrain=params.get("retrain") or "auto",
+        full=bool(params.get("full")),
     )
 
 
@@ -183,7 +184,7 @@ the current champion.
   run's **Logical Date** is its cut-off (now, for a manual run); given, it is the cut-off
   whatever the Logical Date (which then only names the run). `force_promote` (promote the
   candidate even if the gate says no; recorded); `retrain` (auto = the spec's policy,
-  always, never; cleared = auto).
+  always, never; cleared = auto); `full` (score the whole table even in incremental mode).
 """
 
 
@@ -225,6 +226,14 @@ def trigger_form(spec: JobSpec) -> dict:
             title="Retrain",
             description=f"Whether this run fits a new candidate (the spec's policy: "
             f"{spec.retrain.policy}). Cleared (X) is auto.",
+        ),
+        "full": Param(
+            False,
+            type=["boolean", "null"],
+            title="Full run",
+            description="On: score the whole table. Off: the job's scoring.mode decides "
+            f"({spec.scoring.mode}; incremental scores only the rows changed since the "
+            "previous published run, when nothing else changed).",
         ),
     }
 

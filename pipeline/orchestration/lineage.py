@@ -62,8 +62,10 @@ def stage_lineage(
         return [file_uri(u) for u in read if u], [file_uri(result["uri"])]
     if stage == "publish" and result:
         parts = [p for p in inputs.get("score") or [] if isinstance(p, dict) and p.get("uri")]
-        table = f"scoring.{spec.predictions_table}"
-        return [file_uri(p["uri"]) for p in parts], [table_uri(url, table)]
+        tables = [f"scoring.{spec.predictions_table}"]
+        if (inputs.get("snapshot_scoring") or {}).get("change"):  # an incremental run
+            tables.append(f"scoring.{spec.changes_table}")
+        return [file_uri(p["uri"]) for p in parts], [table_uri(url, t) for t in tables]
     return [], []
 
 

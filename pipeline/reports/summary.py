@@ -75,6 +75,8 @@ def run_summary(url: str, spec: JobSpec, run: RunRow, seconds: float) -> list[st
     as_of = run.as_of.isoformat() if run.as_of else "-"
     out.append(f"as_of {as_of}  code {run.code_version or '-'}")
     snaps = run_snapshots(url, run)
+    if (run.spec or {}).get("scoring", {}).get("mode") == "incremental":
+        out += scope_lines(run, snaps)
     if any(in_data_root(snap.uri) != snap.uri for snap in snaps):
         out.append(f"data root {DataRoot().uri_prefix}")
     if run.error:
@@ -107,6 +109,23 @@ def run_summary(url: str, spec: JobSpec, run: RunRow, seconds: float) -> list[st
         out += analyst_sql(spec)
     out.append("=" * 72)
     return out
+
+
+def scope_lines(run: RunRow, snaps: list[SnapshotRow]) -> list[str]:
+    """What the run scored, the whole table or only what changed (its scoring snapshot's
+    `change`), and why."""
+    scope = run.scope or {}
+    if not scope:
+        return []
+    lines = [f"scope {scope['mode']}: {scope['reason']}"]
+    for snap in snaps:
+        change = snap.kind == "scoring" and (snap.manifest or {}).get("change")
+        if change:
+            lines.append(
+                f"   {snap.row_count:,} rows new or changed, {change['left']:,} keys left; "
+                f"{change['table_rows']:,} rows in the table"
+            )
+    return lines
 
 
 def timings_text(timings: dict) -> str:

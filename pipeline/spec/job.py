@@ -147,6 +147,7 @@ class JobSpec(Strict):
                 f"features: {sorted(clash)} is the key, a timestamp or the target column"
             )
         self._check_classes()
+        self._check_incremental()
         if self.model.estimator not in estimators.names(self.task):
             raise ValueError(
                 f"model.estimator: {self.model.estimator!r} is not available for {self.task}; "
@@ -158,6 +159,22 @@ class JobSpec(Strict):
                 f"metric; choose one of {list(METRICS[self.task])}"
             )
         return self
+
+    def _check_incremental(self) -> None:
+        unknown = set(self.source.volatile) - {*seen_columns(self)}
+        if unknown:
+            raise ValueError(
+                f"source.volatile: {sorted(unknown)} is not a column the job reads "
+                "(its features, key or timestamps)"
+            )
+        if self.scoring.mode == "incremental" and self.source.volatile:
+            raise ValueError(
+                "scoring.mode: incremental needs every value to change only with the row's "
+                f"timestamp, but source.volatile names {list(self.source.volatile)}, computed "
+                "from the clock: they change every night without the timestamp moving, so an "
+                "incremental run would keep stale scores. Use mode full, or store the value "
+                "with its own timestamp"
+            )
 
     def _check_classes(self) -> None:
         if self.task != "classification":
@@ -199,9 +216,27 @@ class JobSpec(Strict):
             columns.append(self.target)
         return columns
 
+    def scoring_inputs(self) -> dict:
+        """The part of the spec that makes a row's score, the model aside (an incremental run
+        needs it unchanged since the previous run)."""
+        source = self.source.model_dump(mode="json", include={"table", "key", "timestamp"})
+        return {
+            "source": {**source, "label_timestamp": self.source.label_timestamp},
+            "features": self.features.model_dump(mode="json"),
+            "target": self.target,
+            "task": self.task,
+            "classes": self.classes,
+            "positive_class": self.positive_class,
+            "rows": self.scoring.rows,
+        }
+
     @property
     def predictions_table(self) -> str:
         return f"{self.name}_predictions"
+
+    @property
+    def changes_table(self) -> str:
+        return f"{self.name}_changes"
 
     @property
     def latest_view(self) -> str:
@@ -222,3 +257,9 @@ class JobSpec(Strict):
     @property
     def alerts_view(self) -> str:
         return f"{self.name}_alerts"
+
+
+def seen_columns(spec: JobSpec) -> list[str]:
+    """Every source column the job reads: key, timestamps, features and target."""
+    stamps = [spec.source.label_timestamp] if spec.source.label_timestamp else []
+    return [spec.source.key, spec.source.timestamp, *stamps, *spec.features.all, spec.target]

@@ -2,7 +2,7 @@
 validation, retention, alerts), each a strict pydantic model with a description per key."""
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +42,12 @@ class Source(Strict):
         description="a timestamp or date column: a run's snapshots keep the rows where it is "
         "before the run's `as_of`. Its contract: a row's timestamp is when it last changed "
         "(see docs/jobs.md 'Time')"
+    )
+    volatile: list[Identifier] = Field(
+        [],
+        description="columns the source computes from the clock (a view's `now() - "
+        "last_login`): their values change without the row's timestamp changing, so a job "
+        "with any may not use `scoring.mode: incremental`",
     )
     label_timestamp: Identifier | None = Field(
         None,
@@ -219,6 +225,38 @@ class Scoring(Strict):
         description="rows per Parquet row group of a snapshot and per `predict()` call: "
         "bounds a task's memory",
     )
+    mode: Literal["full", "incremental"] = Field(
+        "full",
+        description="`full`: every run scores the whole table. `incremental`: while the "
+        "serving model, the features and the feature code are those of the previous published "
+        "run, a run scores only the rows whose timestamp is at or after that run's as_of "
+        "(less `lookback`) and drops the keys that left the table; otherwise it runs in full "
+        "and its summary says why (docs/jobs.md 'Incremental scoring')",
+    )
+    lookback: str = Field(
+        "1d",
+        pattern=r"^\d+[mhd]$",
+        description="incremental mode: how far before the previous run's as_of a run reads "
+        "again, for rows written late under an earlier timestamp: minutes, hours or days, "
+        "e.g. `30m`, `6h`, `1d`",
+    )
+    full_every_days: int = Field(
+        7,
+        ge=1,
+        description="incremental mode: a run scores the whole table again once this many "
+        "days passed since the last full run's as_of",
+    )
+    rows: Literal["all", "unlabelled"] = Field(
+        "all",
+        description="`all`: score every row; `unlabelled`: only the rows whose target is "
+        "not known at the run's cut-off (a customer who already churned needs no churn score)",
+    )
+
+    @property
+    def lookback_delta(self) -> timedelta:
+        """`lookback` as a duration."""
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[self.lookback[-1]]
+        return timedelta(**{unit: int(self.lookback[:-1])})
 
 
 class Performance(Strict):

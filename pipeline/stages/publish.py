@@ -21,7 +21,7 @@ from pipeline.contracts import (
     ServingModel,
     Validation,
 )
-from pipeline.datafiles.predictions import prediction_chunks
+from pipeline.datafiles.predictions import left_key_chunks, prediction_chunks
 from pipeline.progress import Progress
 from pipeline.provenance import code_version
 from pipeline.reports.run_page import report_run
@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 
 def publish(
     ctx: Context,
-    training: Manifest,
+    training: Manifest | None,
     scoring: Manifest,
-    training_check: Validation,
+    training_check: Validation | None,
     scoring_check: Validation,
     model: ServingModel,
     parts: list[ScoredPartition],
@@ -46,11 +46,11 @@ def publish(
 ) -> Published:
     """Publish the scored partitions with the record of what made them (monitoring, `drift`,
     has let them through); then the run's summary, the last lines of the run's last task log."""
-    checks = (training_check, scoring_check)
+    checks = [c for c in (training_check, scoring_check) if c is not None]
     record = PublishRecord(
         model_version=model.version,
         scoring_snapshot_sha256=scoring.sha256,
-        training_snapshot_sha256=training.sha256 if model.trained_now else None,
+        training_snapshot_sha256=training.sha256 if training and model.trained_now else None,
         validation=[
             {
                 "suite": c.suite,
@@ -61,9 +61,9 @@ def publish(
             for c in checks
         ],
         scoring_snapshot_id=scoring.snapshot_id,
-        training_snapshot_id=training.snapshot_id,
+        training_snapshot_id=training.snapshot_id if training else None,
     )
-    published = publish_run(ctx.url, ctx.spec, ctx.run, parts, record)
+    published = publish_run(ctx.url, ctx.spec, ctx.run, parts, record, scoring.change)
     record_timing(ctx.url, ctx.spec.name, ctx.run.run_id, "publish", published.seconds)
     prune_predictions(ctx.url, ctx.spec)
     report_run(ctx.url, ctx.spec.name, ctx.run.run_id, ctx.spec)
@@ -72,9 +72,15 @@ def publish(
 
 
 def publish_run(
-    url: str, spec: JobSpec, run: Run, parts: list[ScoredPartition], record: PublishRecord
+    url: str,
+    spec: JobSpec,
+    run: Run,
+    parts: list[ScoredPartition],
+    record: PublishRecord,
+    change: dict | None = None,
 ) -> Published:
-    """Replace this run's predictions, mark it published; all or nothing."""
+    """Replace this run's predictions, move `<job>_latest` to them (an incremental run's
+    `change`: with the keys that left), mark the run published; all or nothing."""
     started = time.perf_counter()
     scored_at = datetime.now(UTC)
     total = sum(p.rows for p in parts)
@@ -87,8 +93,9 @@ def publish_run(
         "scored_at": scored_at.isoformat(),
     }
     chunks = prediction_chunks(parts, constants, progress)
+    left = left_key_chunks(change) if change else None
     published = publish_predictions(
-        url, spec, run, chunks, record, total, scored_at, code_version()
+        url, spec, run, chunks, record, total, scored_at, code_version(), left
     )
     seconds = progress.finish()
     log.info("published run %s of %s: %d rows in %.1f s", run.run_id, spec.name, total, seconds)

@@ -4,10 +4,19 @@ and how it ends when a stage fails."""
 import logging
 from datetime import datetime
 
-from pipeline.contracts import Context, RetrainDecision, Run, Validation, content_sha256
+from pipeline.contracts import (
+    Context,
+    RetrainDecision,
+    Run,
+    Trigger,
+    Validation,
+    content_sha256,
+)
 from pipeline.datafiles.root import DataRoot
 from pipeline.logic.cutoffs import parse_timestamp, resolve_as_of
 from pipeline.logic.retrain import due_by_policy
+from pipeline.logic.scope import INCREMENTAL_SKIPS, Scope, State, decide_scope
+from pipeline.provenance import features_sha256
 from pipeline.reports.run_page import report_run
 from pipeline.spec import JobSpec, load_spec
 from pipeline.spec.names import KINDS
@@ -33,6 +42,7 @@ def start_run(ctx: Context) -> Run:
     # could not publish stops here, not after snapshotting, validating and scoring
     ensure_job_objects(ctx.url, spec)
     frozen = spec.model_dump(mode="json")
+    scope = run_scope(ctx.url, spec, as_of, trigger)
     run = Run(
         job=spec.name,
         run_id=trigger.run_id,
@@ -45,6 +55,7 @@ def start_run(ctx: Context) -> Run:
         suites_sha256=content_sha256(suites),
         force_promote=trigger.force_promote,
         retrain=trigger.retrain,
+        scope=scope.to_json(),
     )
     with db.transaction(ctx.url) as conn, conn.cursor() as cur:
         lock_job(cur, spec.name)  # two runs starting at once take turns here
@@ -62,7 +73,37 @@ def start_run(ctx: Context) -> Run:
         run.spec_sha256[:12],
         run.suites_sha256[:12],
     )
+    log.info("scope: %s (%s)", scope.mode, scope.reason)
     return run
+
+
+def run_scope(url: str, spec: JobSpec, as_of: datetime, trigger: Trigger) -> Scope:
+    """Whether the run scores in full or only what changed, and why (pipeline.logic.scope)."""
+    fingerprint = features_sha256(spec.scoring_inputs())
+    if spec.scoring.mode != "incremental":
+        return Scope("full", "scoring.mode is full", fingerprint)
+    latest, base = runs.latest_published(url, spec.name), runs.base_published(url, spec.name)
+    state = None
+    if latest is not None and base is not None and latest.as_of and base.as_of:
+        state = State(
+            run_id=latest.run_id,
+            as_of=latest.as_of,
+            model_version=latest.model_version,
+            features_sha256=(latest.scope or {}).get("features_sha256"),
+            base_run_id=base.run_id,
+            base_as_of=base.as_of,
+        )
+    champion = models.champion(url, spec.name)
+    return decide_scope(
+        as_of,
+        fingerprint,
+        trigger.full,
+        state,
+        champion.version if champion else None,
+        retrain_due(url, spec, as_of, trigger.retrain),
+        spec.scoring.lookback_delta,
+        spec.scoring.full_every_days,
+    )
 
 
 def mark_failed(url: str, job: str, run_id: str, error: str, when: str | None = None) -> None:
@@ -78,7 +119,11 @@ def decide_retrain(ctx: Context, *checks: Validation) -> RetrainDecision:
 
     Runs after both validations (`checks`), so nothing is trained on data that failed them.
     """
-    due, reason = retrain_due(ctx.url, ctx.spec, parse_timestamp(ctx.run.as_of), ctx.run.retrain)
+    if ctx.run.incremental:  # decided at the start: a retrain due would have made it full
+        due, reason = False, INCREMENTAL_SKIPS
+    else:
+        as_of = parse_timestamp(ctx.run.as_of)
+        due, reason = retrain_due(ctx.url, ctx.spec, as_of, ctx.run.retrain)
     log.info("retrain: %s (%s)", "yes" if due else "no", reason)
     decision = RetrainDecision(due=due, reason=reason)
     runs.set_field(ctx.url, ctx.spec.name, ctx.run.run_id, "retrain", decision.to_json())

@@ -117,7 +117,7 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
     if current and current.run_id == run_id:  # a re-run: judge against the champion it replaced
         previous = current.champion_version
         current = models.fetch_version(url, spec.name, version=previous) if previous else None
-    champion_metrics, unloadable = None, False
+    champion_metrics, unjudged = None, False
     if current is None:
         promote, reason = True, "first model for this job: promoted as champion"
     else:
@@ -126,18 +126,32 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
         except ModelIntegrityError as exc:
             if not force_promote:
                 raise broken_champion(spec, current.version, exc) from exc
-            unloadable = True
+            unjudged = True
             promote, reason = False, f"champion v{current.version} could not be loaded: {exc}"
         else:
             frame = read_snapshot(load_manifest(candidate.training_snapshot_uri))
             _, _, x_hold, y_hold = fitting.split(frame, spec)
-            champion_metrics = fitting.evaluate(champion_model, x_hold, y_hold, spec)
-            promote, reason = beats(spec, candidate.metrics, champion_metrics)
-            verdict = "promoted" if promote else f"kept champion v{current.version}"
-            reason = f"{verdict}: {reason}"
+            gone = sorted(set(getattr(champion_model, "feature_names_in_", [])) - set(x_hold))
+            if gone and not force_promote:
+                raise PipelineError(
+                    f"job {spec.name}: champion v{current.version} reads columns the spec no "
+                    f"longer lists as features ({gone}), so it cannot be judged on this run's "
+                    "holdout. Promote the candidate anyway with force_promote (the trigger "
+                    f"form, or `python -m pipeline run {spec.name} --retrain always "
+                    "--force-promote`; recorded), or list the columns again"
+                )
+            if gone:
+                unjudged = True
+                promote = False
+                reason = f"champion v{current.version} reads columns no longer listed: {gone}"
+            else:
+                champion_metrics = fitting.evaluate(champion_model, x_hold, y_hold, spec)
+                promote, reason = beats(spec, candidate.metrics, champion_metrics)
+                verdict = "promoted" if promote else f"kept champion v{current.version}"
+                reason = f"{verdict}: {reason}"
     forced = force_promote and not promote
     if forced:
-        said = reason if unloadable else f"the gate said: {reason}"
+        said = reason if unjudged else f"the gate said: {reason}"
         promote, reason = True, f"force_promote set at trigger time; {said}"
     decision = register_candidate(
         url, spec, run_id, candidate, champion_metrics, current, promote, reason, forced

@@ -78,7 +78,7 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: Manifest, run_id: str, 
     started = time.perf_counter()
     kind = manifest.kind
     with open_snapshot(manifest) as parquet:
-        result = run_suite(suite, parquet, suite_parameters(url, manifest))
+        result = run_suite(suite, parquet, suite_parameters(url, manifest), manifest.table_rows)
         nan = nan_failures(spec, parquet)
         no_features = all_null_features_failure(spec, manifest, parquet)
     failures = [describe_failure(r) for r in result.results if not r.success]

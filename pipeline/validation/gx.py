@@ -51,21 +51,22 @@ def column_frame(parquet, columns: tuple[str, ...]) -> pd.DataFrame:
     return table.to_pandas(strings_to_categorical=True, types_mapper=NULLABLE_BOOL.get)
 
 
-def shape_frame(parquet) -> pd.DataFrame:
-    """Every column name and the row count: all table-level expectations read.
+def shape_frame(parquet, rows: int) -> pd.DataFrame:
+    """Every column name and `rows` rows: all table-level expectations read.
 
     The values are placeholders (False, one byte each), which GX hashes quickly.
     """
-    rows = parquet.metadata.num_rows
     return pd.DataFrame(
         np.zeros((rows, len(parquet.schema_arrow.names)), dtype=bool),
         columns=parquet.schema_arrow.names,
     )
 
 
-def run_suite(suite, parquet, parameters: dict):
+def run_suite(suite, parquet, parameters: dict, table_rows: int | None = None):
     """Validate the snapshot with GX, as one suite result: one column group at a time, each
-    frame holding only the columns its expectations read."""
+    frame holding only the columns its expectations read. Table-level expectations (row
+    count, columns) see `table_rows` rows: the whole table's count for a change snapshot."""
+    table_rows = parquet.metadata.num_rows if table_rows is None else table_rows
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
     results, meta = [], None
@@ -76,7 +77,7 @@ def run_suite(suite, parquet, parameters: dict):
     gc.freeze()  # what exists now is never garbage: the collections below skip it
     try:
         for columns, expectations in group_by_columns(suite).items():
-            frame = column_frame(parquet, columns) if columns else shape_frame(parquet)
+            frame = column_frame(parquet, columns) if columns else shape_frame(parquet, table_rows)
             part = validate_frame(batches, expectations, frame, parameters)
             del frame
             drop_batches(source)

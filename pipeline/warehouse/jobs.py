@@ -49,6 +49,7 @@ def render_job_objects(conn, spec: JobSpec, key_pg_type: str) -> str:
         sql.SQL(db.read_sql_file("job_objects.sql"))
         .format(
             predictions=db.scoring_ident(spec.predictions_table),
+            changes=db.scoring_ident(spec.changes_table),
             latest=db.scoring_ident(spec.latest_view),
             lineage=db.scoring_ident(spec.lineage_view),
             drift=db.scoring_ident(spec.drift_view),
@@ -57,8 +58,23 @@ def render_job_objects(conn, spec: JobSpec, key_pg_type: str) -> str:
             job=sql.Literal(spec.name),
             key_type=sql.SQL(KEY_TYPES[key_pg_type]),
             score_meaning=sql.Literal(score_meaning(spec)),
+            latest_meaning=sql.Literal(latest_meaning(spec)),
         )
         .as_string(conn)
+    )
+
+
+def latest_meaning(spec: JobSpec) -> str:
+    """What `<job>_latest` holds, as its comment says it."""
+    rows = (
+        f"each key of {spec.source.table} whose {spec.target} was not known at the cut-off "
+        "(scoring.rows: unlabelled; labelled rows are not scored)"
+        if spec.scoring.rows == "unlabelled"
+        else f"each key of {spec.source.table}"
+    )
+    return (
+        f"job {spec.name}: the latest score of {rows} as of the last published run, with the "
+        "run and model version that scored it"
     )
 
 

@@ -16,10 +16,11 @@ import pyarrow.csv as pacsv
 from psycopg2 import sql
 
 from pipeline.contracts import PublishRecord, Run
+from pipeline.errors import PipelineError
 from pipeline.spec import JobSpec
 from pipeline.warehouse import db
 from pipeline.warehouse.jobs import lock_job
-from pipeline.warehouse.runs import mark_pruned, mark_published
+from pipeline.warehouse.runs import mark_pruned, mark_published, move_latest
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,15 @@ def publish_predictions(
     rows: int,
     scored_at: datetime,
     code: str,
+    left_chunks: Iterator[bytes] | None = None,
 ) -> datetime:
     """In one transaction, under the job's lock: replace the run's predictions with the CSV
-    chunks (COPY_COLUMNS order) and mark the run published; returns its published_at."""
+    chunks (COPY_COLUMNS order), move what `<job>_latest` shows to them and mark the run
+    published; returns its published_at.
+
+    A full run becomes the view's base and empties the job's changes, unless the view stands
+    at a later as_of (a backfill: history only). An incremental run writes its rows and the
+    keys that left (`left_chunks`) into the changes, on the state it started from."""
     table = db.scoring_ident(spec.predictions_table)
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
         table, sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
@@ -57,7 +64,75 @@ def publish_predictions(
         if cur.rowcount:
             log.info("re-publishing run %s: replaced %d earlier rows", run.run_id, cur.rowcount)
         cur.copy_expert(copy_sql.as_string(conn), db.ChunkReader(csv_chunks))
+        if run.incremental:
+            apply_change(cur, spec, run, left_chunks or iter(()), scored_at)
+        if move_latest(cur, spec.name, run.run_id, full=not run.incremental):
+            if not run.incremental:
+                cur.execute(sql.SQL("DELETE FROM {}").format(db.scoring_ident(spec.changes_table)))
+        else:
+            log.info(
+                "run %s is a backfill: scoring.%s keeps showing a later cut-off",
+                run.run_id,
+                spec.latest_view,
+            )
         return mark_published(cur, run, record, rows, scored_at, code)
+
+
+def apply_change(
+    cur, spec: JobSpec, run: Run, left_chunks: Iterator[bytes], scored_at: datetime
+) -> None:
+    """Write an incremental run's rows (already in its history) and the keys that left into
+    the job's changes, replacing what earlier changes said of those keys. Refused when another
+    run moved the state since this run started from it."""
+    cur.execute("SELECT latest_run_id FROM scoring.jobs WHERE job = %s", (spec.name,))
+    (latest,) = cur.fetchone()
+    started_from = run.scope["previous_run_id"]
+    if latest != started_from:
+        raise PipelineError(
+            f"job {spec.name}: run {run.run_id} changes the state of run {started_from}, but "
+            f"scoring.{spec.latest_view} now shows run {latest}; nothing was published. Run "
+            "the job again"
+        )
+    changes = db.scoring_ident(spec.changes_table)
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {changes} AS c (key, run_id, deleted, score, label, model_version,"
+            " as_of, scored_at, probabilities)"
+            " SELECT key, run_id, false, score, label, model_version, as_of, scored_at,"
+            " probabilities FROM {predictions} WHERE run_id = %s"
+            " ON CONFLICT (key) DO UPDATE SET run_id = EXCLUDED.run_id, deleted = false,"
+            " score = EXCLUDED.score, label = EXCLUDED.label,"
+            " model_version = EXCLUDED.model_version, as_of = EXCLUDED.as_of,"
+            " scored_at = EXCLUDED.scored_at, probabilities = EXCLUDED.probabilities"
+        ).format(changes=changes, predictions=db.scoring_ident(spec.predictions_table)),
+        (run.run_id,),
+    )
+    rescored = cur.rowcount
+    cur.execute(
+        sql.SQL("CREATE TEMP TABLE left_keys ON COMMIT DROP AS SELECT key FROM {} LIMIT 0").format(
+            changes
+        )
+    )
+    cur.copy_expert(
+        "COPY left_keys (key) FROM STDIN WITH (FORMAT csv)", db.ChunkReader(left_chunks)
+    )
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {} AS c (key, run_id, deleted, as_of, scored_at)"
+            " SELECT key, %(run)s, true, %(as_of)s, %(at)s FROM left_keys"
+            " ON CONFLICT (key) DO UPDATE SET run_id = EXCLUDED.run_id, deleted = true,"
+            " score = NULL, label = NULL, model_version = NULL, probabilities = NULL,"
+            " as_of = EXCLUDED.as_of, scored_at = EXCLUDED.scored_at"
+        ).format(changes),
+        {"run": run.run_id, "as_of": run.as_of, "at": scored_at},
+    )
+    log.info(
+        "run %s: %d keys rescored, %d keys left scoring.%s",
+        run.run_id,
+        rescored,
+        cur.rowcount,
+        spec.latest_view,
+    )
 
 
 def delete_run_predictions(url: str, spec: JobSpec, run_id: str) -> int:

@@ -58,6 +58,7 @@ class RunRow(db.Row):
     retrain: dict | None = None
     monitoring: dict | None = None
     report_uri: str | None = None
+    scope: dict | None = None
 
     @property
     def seen(self) -> datetime | None:
@@ -75,16 +76,16 @@ def record_start(cur, run: Run) -> None:
     """Insert the run as running, or restart a re-run's row (a published run stays published)."""
     cur.execute(
         "INSERT INTO scoring.scoring_runs (job, run_id, dag_run_id, logical_date, as_of,"
-        " status, spec, spec_sha256, suites_sha256, heartbeat_at)"
+        " status, spec, spec_sha256, suites_sha256, scope, heartbeat_at)"
         " VALUES (%(job)s, %(run_id)s, %(run_id)s, %(logical_date)s, %(as_of)s, 'running',"
-        " %(spec)s, %(spec_sha256)s, %(suites_sha256)s, now())"
+        " %(spec)s, %(spec_sha256)s, %(suites_sha256)s, %(scope)s, now())"
         " ON CONFLICT (job, run_id) DO UPDATE SET as_of = EXCLUDED.as_of,"
-        " logical_date = EXCLUDED.logical_date, spec = EXCLUDED.spec,"
+        " logical_date = EXCLUDED.logical_date, spec = EXCLUDED.spec, scope = EXCLUDED.scope,"
         " spec_sha256 = EXCLUDED.spec_sha256, suites_sha256 = EXCLUDED.suites_sha256,"
         " heartbeat_at = now(), timings = NULL,"
         " status = CASE WHEN scoring.scoring_runs.status = 'published' THEN 'published'"
         " ELSE 'running' END, error = NULL",
-        {**run.to_json(), "spec": dumps(run.spec)},
+        {**run.to_json(), "spec": dumps(run.spec), "scope": dumps(run.scope)},
     )
 
 
@@ -284,15 +285,42 @@ def fetch_run_at(url: str, job: str, logical_date: datetime) -> RunRow | None:
 
 
 def latest_published(url: str, job: str) -> RunRow | None:
-    """The run `<job>_latest` shows: published, with the latest as_of that is not in the
-    future."""
+    """The run `<job>_latest` shows: the last that moved it (scoring.jobs.latest_run_id)."""
     return db.fetch_row(
         url,
         RunRow,
-        "SELECT * FROM scoring.scoring_runs WHERE job = %s AND status = 'published'"
-        " AND as_of <= now() ORDER BY as_of DESC, published_at DESC LIMIT 1",
+        "SELECT r.* FROM scoring.jobs AS j JOIN scoring.scoring_runs AS r"
+        " ON r.job = j.job AND r.run_id = j.latest_run_id WHERE j.job = %s",
         (job,),
     )
+
+
+def base_published(url: str, job: str) -> RunRow | None:
+    """The full run whose rows `<job>_latest` shows under the changes since
+    (scoring.jobs.base_run_id)."""
+    return db.fetch_row(
+        url,
+        RunRow,
+        "SELECT r.* FROM scoring.jobs AS j JOIN scoring.scoring_runs AS r"
+        " ON r.job = j.job AND r.run_id = j.base_run_id WHERE j.job = %s",
+        (job,),
+    )
+
+
+def move_latest(cur, job: str, run_id: str, full: bool) -> bool:
+    """Make the run what `<job>_latest` shows (and its base, for a full run) unless the state
+    already stands at a later as_of (a backfill); True if it moved. Under the job's lock."""
+    cur.execute(
+        "UPDATE scoring.jobs AS j SET latest_run_id = %(run)s,"
+        " base_run_id = CASE WHEN %(full)s THEN %(run)s ELSE j.base_run_id END"
+        " WHERE j.job = %(job)s AND (j.latest_run_id IS NULL OR j.latest_run_id = %(run)s"
+        "  OR (SELECT r.as_of FROM scoring.scoring_runs AS r"
+        "      WHERE r.job = j.job AND r.run_id = j.latest_run_id)"
+        "   <= (SELECT r.as_of FROM scoring.scoring_runs AS r"
+        "       WHERE r.job = j.job AND r.run_id = %(run)s))",
+        {"job": job, "run": run_id, "full": full},
+    )
+    return cur.rowcount == 1
 
 
 def newest_published(url: str, job: str) -> RunRow | None:

@@ -47,8 +47,11 @@ def table_columns(conn, qualified_name: str) -> dict[str, str]:
     return dict(rows)
 
 
-def build_snapshot_query(spec: JobSpec, kind: str, column_types: dict[str, str]) -> sql.Composed:
-    """SELECT the snapshot's columns as of `%(as_of)s`, ordered by key; identifiers quoted."""
+def build_snapshot_query(
+    spec: JobSpec, kind: str, column_types: dict[str, str], changed: bool = False
+) -> sql.Composed:
+    """SELECT the snapshot's columns as of `%(as_of)s`, ordered by key; identifiers quoted.
+    `changed`: only the rows with a timestamp at or after `%(since)s` (an incremental run)."""
     if kind not in KINDS:
         raise ValueError(f"snapshot kind must be one of {KINDS}, not {kind!r}")
     select = []
@@ -58,19 +61,60 @@ def build_snapshot_query(spec: JobSpec, kind: str, column_types: dict[str, str])
             select.append(sql.SQL("{} AT TIME ZONE 'UTC' AS {}").format(ident, ident))
         else:
             select.append(ident)
-    conditions = [sql.SQL("{} < %(as_of)s").format(sql.Identifier(spec.source.timestamp))]
-    if kind == "training":
-        conditions.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(spec.target)))
-        if spec.source.label_timestamp:  # only labels already known at the cut-off
-            conditions.append(
-                sql.SQL("{} < %(as_of)s").format(sql.Identifier(spec.source.label_timestamp))
-            )
+    conditions = in_snapshot(spec, kind)
+    if changed:
+        conditions.append(sql.SQL("{} >= %(since)s").format(sql.Identifier(spec.source.timestamp)))
     return sql.SQL("SELECT {columns} FROM {table} WHERE {where} ORDER BY {key}").format(
         columns=sql.SQL(", ").join(select),
         table=db.table_ident(spec.source.table),
         where=sql.SQL(" AND ").join(conditions),
         key=sql.Identifier(spec.source.key),
     )
+
+
+def in_snapshot(spec: JobSpec, kind: str) -> list[sql.Composable]:
+    """The conditions a source row meets to be in a `kind` snapshot as of `%(as_of)s`."""
+    ts, target = sql.Identifier(spec.source.timestamp), sql.Identifier(spec.target)
+    label_ts = spec.source.label_timestamp and sql.Identifier(spec.source.label_timestamp)
+    conditions: list[sql.Composable] = [sql.SQL("{} < %(as_of)s").format(ts)]
+    if kind == "training":
+        conditions.append(sql.SQL("{} IS NOT NULL").format(target))
+        if label_ts:  # only labels already known at the cut-off
+            conditions.append(sql.SQL("{} < %(as_of)s").format(label_ts))
+    elif spec.scoring.rows == "unlabelled":  # the complement of a training row's label
+        known = (
+            sql.SQL("{} IS NULL OR {} IS NULL OR {} >= %(as_of)s").format(
+                target, label_ts, label_ts
+            )
+            if label_ts
+            else sql.SQL("{} IS NULL").format(target)
+        )
+        conditions.append(sql.SQL("({})").format(known))
+    return conditions
+
+
+def build_left_query(spec: JobSpec) -> sql.Composed:
+    """The keys `<job>_latest` holds that a full scoring snapshot as of `%(as_of)s` would not:
+    rows deleted, moved past the cut-off, or (rows: unlabelled) labelled since; by key."""
+    return sql.SQL(
+        "SELECT l.key FROM {latest} AS l WHERE NOT EXISTS"
+        " (SELECT 1 FROM {table} AS s WHERE s.{key} = l.key AND {where}) ORDER BY l.key"
+    ).format(
+        latest=db.scoring_ident(spec.latest_view),
+        table=db.table_ident(spec.source.table),
+        key=sql.Identifier(spec.source.key),
+        where=sql.SQL(" AND ").join(in_snapshot(spec, "scoring")),
+    )
+
+
+def count_scoring_rows(conn, spec: JobSpec, as_of) -> int:
+    """The rows of the source a full scoring snapshot as of `as_of` holds."""
+    query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+        db.table_ident(spec.source.table), sql.SQL(" AND ").join(in_snapshot(spec, "scoring"))
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, {"as_of": as_of})
+        return cur.fetchone()[0]
 
 
 @contextmanager

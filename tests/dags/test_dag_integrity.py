@@ -54,7 +54,7 @@ def test_every_dag_is_documented_owned_tagged_and_retried(dagbag):
 def test_schedule_and_params_come_from_the_spec(dagbag):
     churn = dagbag.dags["customer_churn"]
     assert churn.timetable.summary == "0 2 * * *"
-    assert set(churn.params) == {"as_of", "force_promote", "retrain"}
+    assert set(churn.params) == {"as_of", "force_promote", "retrain", "full"}
     assert churn.params["retrain"] == "auto"
     assert churn.params["force_promote"] is False
     assert dagbag.dags["delivery_delay"].timetable.summary == "30 2 * * *"

@@ -198,11 +198,11 @@ def test_retention_keeps_the_newest_runs_and_always_the_one_analysts_see(deliver
 
     raw["retention"] = {"keep_runs": 1}
     path.write_text(yaml.safe_dump(raw))
-    query(url, "UPDATE scoring.scoring_runs SET as_of = '2030-01-01' WHERE run_id = 'run-3'")
-    assert cli.main(["prune", "delivery_delay"]) == 0  # run-3 is newest, run-2 is what is shown
+    query(url, "UPDATE scoring.scoring_runs SET as_of = '2030-01-01' WHERE run_id = 'run-2'")
+    assert cli.main(["prune", "delivery_delay"]) == 0  # run-2 is newest, run-3 is what is shown
     kept = query(url, "SELECT DISTINCT run_id FROM scoring.delivery_delay_predictions ORDER BY 1")
     assert kept == [("run-2",), ("run-3",)]
-    assert query(url, "SELECT DISTINCT run_id FROM scoring.delivery_delay_latest") == [("run-2",)]
+    assert query(url, "SELECT DISTINCT run_id FROM scoring.delivery_delay_latest") == [("run-3",)]
 
 
 @pytest.mark.parametrize(
