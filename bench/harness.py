@@ -153,7 +153,8 @@ def configure_logging() -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("pipeline").setLevel(logging.INFO)
+    for name in ("pipeline", "bench"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def warm_worker(ready) -> None:
@@ -227,6 +228,22 @@ def run_whole(
     return flow.run_stages(url, trigger, runner=runner), runner
 
 
+def forget_predictions(cur, spec: JobSpec) -> None:
+    """Start the job from no published state: its predictions and changes dropped (the next
+    run deploys them again), what `_latest` showed forgotten, its runs' rows marked pruned."""
+    for name in (spec.predictions_table, spec.changes_table):
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(db.scoring_ident(name)))
+    cur.execute(
+        "UPDATE scoring.jobs SET latest_run_id = NULL, base_run_id = NULL WHERE job = %s",
+        (spec.name,),
+    )
+    cur.execute(  # their rows are gone: realised performance has nothing left to judge
+        "UPDATE scoring.scoring_runs SET predictions_pruned_at = now()"
+        " WHERE job = %s AND predictions_pruned_at IS NULL",
+        (spec.name,),
+    )
+
+
 def arm_ours(config: dict) -> dict:
     """A whole run of the DAG's stages with the champion; ours' time is its scoring path."""
     url, rows, workers = config["url"], config["rows"], config["workers"]
@@ -234,8 +251,7 @@ def arm_ours(config: dict) -> dict:
     run_id = f"bench-{rows}-{workers}w"
     table = db.scoring_ident(spec.predictions_table)
     with db.transaction(url) as conn, conn.cursor() as cur:
-        for name in (spec.predictions_table, spec.changes_table):
-            cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(db.scoring_ident(name)))
+        forget_predictions(cur, spec)
     results, runner = run_whole(url, config["spec_path"], run_id, demo_as_of(), workers)
     path = ("snapshot_scoring", "plan", "score", "publish")
     manifest = Manifest.from_json(results["snapshot_scoring"])
@@ -393,8 +409,7 @@ def arm_incremental(config: dict) -> dict:
     spec = bench_spec(config)
     table, base = db.table_ident(spec.source.table), db.table_ident(bench_table(rows))
     with db.transaction(url) as conn, conn.cursor() as cur:
-        for name in (spec.predictions_table, spec.changes_table):
-            cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(db.scoring_ident(name)))
+        forget_predictions(cur, spec)
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
         cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(table, base))
         cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(table, base))

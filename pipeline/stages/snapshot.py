@@ -11,19 +11,25 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline.contracts import Context, Manifest
 from pipeline.datafiles.layout import snapshot_dir
-from pipeline.datafiles.parquet import arrow_schemas, csv_to_parquet
+from pipeline.datafiles.parquet import PARQUET_OPTIONS, arrow_schemas, csv_to_parquet
 from pipeline.datafiles.root import DataRoot
-from pipeline.errors import DataValidationError
+from pipeline.datafiles.snapshots import read_snapshot_table
+from pipeline.errors import DataValidationError, PipelineError
 from pipeline.logic.keys import DuplicateKeys
 from pipeline.progress import Progress
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec, check_columns
 from pipeline.warehouse import sources
-from pipeline.warehouse.snapshots import record_snapshot
+from pipeline.warehouse.predictions import changed_keys
+from pipeline.warehouse.runs import fetch_run
+from pipeline.warehouse.snapshots import record_snapshot, recorded_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +38,8 @@ def snapshot(ctx: Context, kind: str) -> Manifest:
     """The run's `kind` snapshot as of its cut-off, recorded on the run's row; an incremental
     run's scoring snapshot holds only what changed."""
     as_of = datetime.fromisoformat(ctx.run.as_of)
-    since = ctx.run.scope["since"] if kind == "scoring" and ctx.run.incremental else None
-    return take_snapshot(ctx.spec, kind, as_of, ctx.url, run_id=ctx.run.run_id, since=since)
+    scope = ctx.run.scope if kind == "scoring" and ctx.run.incremental else None
+    return take_snapshot(ctx.spec, kind, as_of, ctx.url, run_id=ctx.run.run_id, scope=scope)
 
 
 def take_snapshot(
@@ -42,7 +48,7 @@ def take_snapshot(
     as_of: datetime,
     url: str,
     run_id: str | None = None,
-    since: str | None = None,
+    scope: dict | None = None,
 ) -> Manifest:
     """Write the snapshot and its manifest, record it in scoring.snapshots (and, for a run's
     snapshot, its id on the run's row); returns the manifest with its `snapshot_id`.
@@ -51,10 +57,12 @@ def take_snapshot(
     timestamp, a second snapshot of the same as_of sits beside the first, never over it. A key
     that occurs twice fails the snapshot (DataValidationError) and leaves no file.
 
-    `since` (an incremental run's scoring snapshot): only the rows with a timestamp at or
-    after it, and beside them `left.parquet`, the keys `<job>_latest` holds that a full
-    snapshot would not (deleted, or no longer in scope); the manifest's `change` says so.
+    `scope` (an incremental run's scoring snapshot, pipeline.logic.scope): only the rows with
+    a timestamp at or after its `since`, and beside them `left.parquet`, the keys
+    `<job>_latest` holds that a full snapshot would not (deleted, or no longer in scope); the
+    manifest's `change` says so.
     """
+    since = scope["since"] if scope else None
     started = time.perf_counter()
     root = DataRoot()
     incoming = f"{snapshot_dir(root, spec.name, kind, as_of)}/.incoming-{uuid.uuid4().hex}"
@@ -85,8 +93,9 @@ def take_snapshot(
                     duplicates.message(spec.name, spec.source.table, kind, as_of.isoformat())
                 )
             change = None
-            if since:
-                change = snapshot_left(conn, spec, schema, params, f"{incoming}-left")
+            if scope:
+                left_at = f"{incoming}-left"
+                change = snapshot_left(conn, url, spec, schema, params, left_at, scope)
                 change["since"] = since
     except BaseException:
         root.remove(incoming)
@@ -135,18 +144,77 @@ def take_snapshot(
     return manifest
 
 
-def snapshot_left(conn, spec: JobSpec, schema: pa.Schema, params: dict, path: str) -> dict:
+def snapshot_left(
+    conn, url: str, spec: JobSpec, schema: pa.Schema, params: dict, path: str, scope: dict
+) -> dict:
     """Write the keys that left the scored set since `<job>_latest` (by key) to `path`; the
-    change's counts: `left`, and `table_rows`, what a full snapshot would hold."""
-    left = pa.schema([schema.field(spec.source.key)])
-    text = sources.query_text(conn, sources.build_left_query(spec), params)
+    change's counts: `left`, and `table_rows`, what a full snapshot would hold.
+
+    The keys in scope come from the source (one column); the keys the view holds from the
+    base run's snapshot and the changes since, so no row of the history is read. When the base
+    snapshot is gone, the server compares the view with the source instead."""
+    field = schema.field(spec.source.key)
+    keys = pa.schema([field])
+    in_scope = copy_keys(conn, spec, sources.build_in_scope_query(spec), params, keys, path)
+    held = held_keys(url, spec, scope["base_run_id"], field.type)
+    if held is None:
+        left = copy_keys(conn, spec, sources.build_left_query(spec), params, keys, path)
+    else:
+        left = not_in(held, in_scope)
     with DataRoot().open_output(path, atomic=False) as sink:
-        count, _ = csv_to_parquet(
+        pq.write_table(pa.table([left], schema=keys), sink, **PARQUET_OPTIONS)
+    return {"left": len(left), "table_rows": len(in_scope)}
+
+
+def not_in(keys: pa.Array, scope: pa.Array) -> pa.Array:
+    """The `keys` missing from `scope`, sorted. Integer keys by binary search in `scope`
+    (sorted by the server): a hash set of ten million keys would hold 800 MB."""
+    if pa.types.is_integer(scope.type):
+        values, ordered = keys.to_numpy(), scope.to_numpy()
+        at = np.minimum(np.searchsorted(ordered, values), max(len(ordered) - 1, 0))
+        found = ordered[at] == values if len(ordered) else np.zeros(len(values), bool)
+        return pa.array(np.sort(values[~found]), keys.type)
+    left = keys.filter(pc.invert(pc.is_in(keys, value_set=scope)))
+    return pc.take(left, pc.sort_indices(left))
+
+
+def copy_keys(conn, spec: JobSpec, query, params: dict, keys: pa.Schema, path: str) -> pa.Array:
+    """The keys a query selects, streamed by COPY through `path` (bounded memory), as one
+    Arrow array."""
+    text = sources.query_text(conn, query, params)
+    root = DataRoot()
+    with root.open_output(path, atomic=False) as sink:
+        csv_to_parquet(
             sources.copy_out(conn, text),
-            left,
-            left,
+            keys,
+            keys,
             sink,
             spec.scoring.batch_rows,
-            Progress(log, f"keys left {spec.name}", None),
+            Progress(log, f"keys of {spec.name}", None),
         )
-    return {"left": count, "table_rows": sources.count_scoring_rows(conn, spec, params["as_of"])}
+    with root.open_input(path) as src:
+        return pq.read_table(src).column(0).combine_chunks()
+
+
+def held_keys(url: str, spec: JobSpec, base_run_id: str, key_type: pa.DataType):
+    """The keys `<job>_latest` holds: the base run's snapshot's less the changed keys, plus
+    those rescored; None when the base run's snapshot can no longer be read."""
+    base = fetch_run(url, spec.name, base_run_id)
+    row = None
+    if base is not None:
+        what = f"run {base_run_id}"
+        ids = (base.scoring_snapshot_id, base.scoring_snapshot_sha256)
+        row = recorded_snapshot(url, spec.name, *ids, "scoring", what, base.as_of)
+    try:
+        if row is None:
+            raise PipelineError(f"run {base_run_id} recorded no scoring snapshot")
+        table = read_snapshot_table(row.recorded_manifest, [spec.source.key])
+        scored = table.column(0).combine_chunks()
+    except Exception as exc:  # pruned, moved or never recorded: the server compares instead
+        log.info("base run %s: its snapshot cannot be read (%s)", base_run_id, exc)
+        return None
+    keys, deleted = changed_keys(url, spec)
+    changed = pa.array(keys, key_type)
+    kept = scored.filter(pc.invert(pc.is_in(scored, value_set=changed)))
+    rescored = changed.filter(pc.invert(pa.array(deleted, pa.bool_())))
+    return pa.concat_arrays([kept, rescored])

@@ -135,6 +135,14 @@ def apply_change(
     )
 
 
+def changed_keys(url: str, spec: JobSpec) -> tuple[list, list[bool]]:
+    """The keys in the job's changes and whether each was dropped: (keys, deleted)."""
+    rows = db.fetch_all(
+        url, sql.SQL("SELECT key, deleted FROM {}").format(db.scoring_ident(spec.changes_table))
+    )
+    return [r["key"] for r in rows], [r["deleted"] for r in rows]
+
+
 def delete_run_predictions(url: str, spec: JobSpec, run_id: str) -> int:
     """Delete one run's prediction rows and mark it pruned, in one transaction; the row count.
     Row deletes take no lock a reader waits on."""

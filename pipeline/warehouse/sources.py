@@ -107,14 +107,13 @@ def build_left_query(spec: JobSpec) -> sql.Composed:
     )
 
 
-def count_scoring_rows(conn, spec: JobSpec, as_of) -> int:
-    """The rows of the source a full scoring snapshot as of `as_of` holds."""
-    query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-        db.table_ident(spec.source.table), sql.SQL(" AND ").join(in_snapshot(spec, "scoring"))
+def build_in_scope_query(spec: JobSpec) -> sql.Composed:
+    """The keys a full scoring snapshot as of `%(as_of)s` would hold, by key."""
+    return sql.SQL("SELECT {key} FROM {} WHERE {} ORDER BY {key}").format(
+        db.table_ident(spec.source.table),
+        sql.SQL(" AND ").join(in_snapshot(spec, "scoring")),
+        key=sql.Identifier(spec.source.key),
     )
-    with conn.cursor() as cur:
-        cur.execute(query, {"as_of": as_of})
-        return cur.fetchone()[0]
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from helpers import query, run_stages
+from pipeline.datafiles.root import DataRoot
 from pipeline.errors import PipelineError
 from pipeline.maintenance.lineage import key_lineage
 from pipeline.maintenance.reproduce import reproduce_run
@@ -154,6 +156,27 @@ def write_job(url: str, jobs, raw: dict, scoring_suite: dict = SCORING_SUITE):
     return url, load_spec(jobs / "accounts.yaml")
 
 
+def first_night(url: str, spec, seed: int, run_id: str) -> tuple:
+    """A published full run at FIRST, then a night of changes: (`_latest` then, the rng, the
+    next cut-off)."""
+    rng = np.random.default_rng(seed)
+    run_stages(url, spec, FIRST, run_id, retrain="always")
+    before = latest(url)
+    day = FIRST + timedelta(days=1)
+    change_night(url, rng, day, FIRST)
+    return before, rng, day
+
+
+def unlabelled_keys(url: str, as_of: datetime) -> list[tuple]:
+    """The keys whose target is not known at `as_of`, by key."""
+    return query(
+        url,
+        "SELECT account_id FROM inc.accounts WHERE updated_at < %(t)s"
+        " AND (churned IS NULL OR labelled_at IS NULL OR labelled_at >= %(t)s) ORDER BY 1",
+        {"t": as_of},
+    )
+
+
 def scope_of(url: str, run_id: str) -> dict:
     return query(url, "SELECT scope FROM scoring.scoring_runs WHERE run_id = %s", (run_id,))[0][0]
 
@@ -259,11 +282,7 @@ def set_champion(url: str, version: int) -> None:
 
 def test_a_failed_incremental_run_moves_nothing_and_the_next_one_catches_up(job):
     url, spec = job
-    rng = np.random.default_rng(7)
-    run_stages(url, spec, FIRST, "n0", retrain="always")
-    before = latest(url)
-    day = FIRST + timedelta(days=1)
-    change_night(url, rng, day, FIRST)
+    before, rng, day = first_night(url, spec, 7, "n0")
     bad = int(query(url, "SELECT max(account_id) FROM inc.accounts")[0][0]) + 1
     query(
         url,
@@ -288,10 +307,7 @@ def test_a_failed_incremental_run_moves_nothing_and_the_next_one_catches_up(job)
 
 def test_reproduce_and_lineage_are_exact_for_an_incremental_run(job):
     url, spec = job
-    rng = np.random.default_rng(9)
-    run_stages(url, spec, FIRST, "p0", retrain="always")
-    day = FIRST + timedelta(days=1)
-    change_night(url, rng, day, FIRST)
+    _, _, day = first_night(url, spec, 9, "p0")
     result = run_stages(url, spec, day, "p1", retrain="never")
     again = reproduce_run(url, "accounts", "p1")
     assert again.exact and again.compared == result["snapshot_scoring"]["row_count"]
@@ -319,11 +335,7 @@ def test_reproduce_and_lineage_are_exact_for_an_incremental_run(job):
 
 def test_a_reader_during_an_incremental_publish_sees_a_whole_state(job):
     url, spec = job
-    rng = np.random.default_rng(11)
-    run_stages(url, spec, FIRST, "w0", retrain="always")
-    before = latest(url)
-    day = FIRST + timedelta(days=1)
-    change_night(url, rng, day, FIRST)
+    before, _, day = first_night(url, spec, 11, "w0")
     seen, stop = [], threading.Event()
 
     def read() -> None:
@@ -360,12 +372,7 @@ def test_unlabelled_rows_only_are_scored_and_the_view_says_so(job, jobs):
     # the unlabelled rows shrink as labels land: no row-count bounds from night to night
     url, spec = write_job(url, jobs, raw, {"name": "accounts.scoring"})
     run_stages(url, spec, FIRST, "u0", retrain="always")
-    unlabelled = query(
-        url,
-        "SELECT account_id FROM inc.accounts WHERE updated_at < %(t)s"
-        " AND (churned IS NULL OR labelled_at IS NULL OR labelled_at >= %(t)s) ORDER BY 1",
-        {"t": FIRST},
-    )
+    unlabelled = unlabelled_keys(url, FIRST)
     scored = query(url, "SELECT key FROM scoring.accounts_latest ORDER BY key")
     assert scored == unlabelled and 0 < len(scored) < ROWS // 5
     comment = query(url, "SELECT obj_description('scoring.accounts_latest'::regclass)")[0][0]
@@ -378,13 +385,8 @@ def test_unlabelled_rows_only_are_scored_and_the_view_says_so(job, jobs):
     result = run_stages(url, spec, day, "u2", retrain="never")
     assert scope_of(url, "u2")["mode"] == "incremental"
     assert result["snapshot_scoring"]["change"]["left"] > 0
-    expected = query(
-        url,
-        "SELECT account_id FROM inc.accounts WHERE updated_at < %(t)s"
-        " AND (churned IS NULL OR labelled_at IS NULL OR labelled_at >= %(t)s) ORDER BY 1",
-        {"t": day},
-    )
-    assert query(url, "SELECT key FROM scoring.accounts_latest ORDER BY key") == expected
+    scored = query(url, "SELECT key FROM scoring.accounts_latest ORDER BY key")
+    assert scored == unlabelled_keys(url, day)
 
 
 def test_volatile_columns_refuse_incremental_mode(job, jobs):
@@ -410,3 +412,19 @@ def test_a_champion_reading_a_dropped_feature_is_named_not_a_traceback(job, jobs
     decision = forced["register"]["decision"]
     assert decision["status"] == "champion" and decision["forced"], decision
     assert "no longer listed" in decision["reason"]
+
+
+def test_the_keys_that_left_are_found_on_the_server_once_the_base_snapshot_is_gone(job):
+    url, spec = job
+    _, rng, day = first_night(url, spec, 13, "g0")
+    (uri,) = query(
+        url,
+        "SELECT s.uri FROM scoring.scoring_runs AS r JOIN scoring.snapshots AS s"
+        " ON s.id = r.scoring_snapshot_id WHERE r.run_id = 'g0'",
+    )[0]
+    Path(DataRoot().path_of(uri)).unlink()  # retention pruned it, say
+    result = run_stages(url, spec, day, "g1", retrain="never")
+    assert result["snapshot_scoring"]["change"]["left"] == ROWS // 200
+    incremental = latest(url)
+    run_stages(url, spec, day, "g1-full", retrain="never", full=True)
+    assert latest(url) == incremental
