@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.contracts import ScoredPartition
+from pipeline.contracts import ScoredPartition, SnapshotRef
 from pipeline.datafiles.root import DataRoot
-from pipeline.errors import PipelineError
+from pipeline.datafiles.snapshots import verified_path
 from pipeline.progress import Progress
 
 BATCH_ROWS = 25_000  # rows per CSV chunk: 100k held ~80 MiB more in flight, no faster
@@ -42,12 +42,7 @@ def left_key_chunks(change: dict) -> Iterator[bytes]:
     """The keys an incremental run's change drops (its `left.parquet`, sha256 checked) as CSV
     chunks of one column."""
     root = DataRoot()
-    path = root.path_of(change["left_uri"])
-    if root.sha256(path) != change["left_sha256"]:
-        raise PipelineError(
-            f"{change['left_uri']}: its sha256 is not the one its snapshot's manifest records; "
-            "the file changed after the snapshot: run the job again"
-        )
+    path = verified_path(root, SnapshotRef(uri=change["left_uri"], sha256=change["left_sha256"]))
     with root.open_input(path) as src:
         for batch in pq.ParquetFile(src).iter_batches(batch_size=BATCH_ROWS):
             buffer = io.BytesIO()

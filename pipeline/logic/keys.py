@@ -1,5 +1,7 @@
-"""Unique keys, checked while a snapshot streams: batches sorted by key, one pass, no sort."""
+"""Keys: unique keys checked while a snapshot streams (batches sorted by key, one pass, no
+sort), and the keys of one set missing from another."""
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -45,3 +47,15 @@ class DuplicateKeys:
             "be unique per row; fix the source (a view: its joins) or set source.key to a "
             "unique column. No snapshot was written."
         )
+
+
+def not_in(keys: pa.Array, scope: pa.Array) -> pa.Array:
+    """The `keys` missing from `scope`, sorted. Integer keys by binary search in `scope`
+    (sorted by the server): a hash set of ten million keys would hold 800 MB."""
+    if pa.types.is_integer(scope.type):
+        values, ordered = keys.to_numpy(), scope.to_numpy()
+        at = np.minimum(np.searchsorted(ordered, values), max(len(ordered) - 1, 0))
+        found = ordered[at] == values if len(ordered) else np.zeros(len(values), bool)
+        return pa.array(np.sort(values[~found]), keys.type)
+    left = keys.filter(pc.invert(pc.is_in(keys, value_set=scope)))
+    return pc.take(left, pc.sort_indices(left))

@@ -161,11 +161,12 @@ class JobSpec(Strict):
         return self
 
     def _check_incremental(self) -> None:
-        unknown = set(self.source.volatile) - {*seen_columns(self)}
+        read = {*self.snapshot_columns("training"), self.source.label_timestamp}
+        unknown = set(self.source.volatile) - read
         if unknown:
             raise ValueError(
                 f"source.volatile: {sorted(unknown)} is not a column the job reads "
-                "(its features, key or timestamps)"
+                "(its key, timestamps, features or target)"
             )
         if self.scoring.mode == "incremental" and self.source.volatile:
             raise ValueError(
@@ -219,9 +220,9 @@ class JobSpec(Strict):
     def scoring_inputs(self) -> dict:
         """The part of the spec that makes a row's score, the model aside (an incremental run
         needs it unchanged since the previous run)."""
-        source = self.source.model_dump(mode="json", include={"table", "key", "timestamp"})
+        read = {"table", "key", "timestamp", "label_timestamp"}
         return {
-            "source": {**source, "label_timestamp": self.source.label_timestamp},
+            "source": self.source.model_dump(mode="json", include=read),
             "features": self.features.model_dump(mode="json"),
             "target": self.target,
             "task": self.task,
@@ -257,9 +258,3 @@ class JobSpec(Strict):
     @property
     def alerts_view(self) -> str:
         return f"{self.name}_alerts"
-
-
-def seen_columns(spec: JobSpec) -> list[str]:
-    """Every source column the job reads: key, timestamps, features and target."""
-    stamps = [spec.source.label_timestamp] if spec.source.label_timestamp else []
-    return [spec.source.key, spec.source.timestamp, *stamps, *spec.features.all, spec.target]

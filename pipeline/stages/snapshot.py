@@ -11,7 +11,6 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -22,7 +21,7 @@ from pipeline.datafiles.parquet import PARQUET_OPTIONS, arrow_schemas, csv_to_pa
 from pipeline.datafiles.root import DataRoot
 from pipeline.datafiles.snapshots import read_snapshot_table
 from pipeline.errors import DataValidationError, PipelineError
-from pipeline.logic.keys import DuplicateKeys
+from pipeline.logic.keys import DuplicateKeys, not_in
 from pipeline.progress import Progress
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec, check_columns
@@ -155,10 +154,10 @@ def snapshot_left(
     snapshot is gone, the server compares the view with the source instead."""
     field = schema.field(spec.source.key)
     keys = pa.schema([field])
-    in_scope = copy_keys(conn, spec, sources.build_in_scope_query(spec), params, keys, path)
+    in_scope = copy_keys(conn, spec, sources.build_in_scope_query(spec), params, keys)
     held = held_keys(url, spec, scope["base_run_id"], field.type)
     if held is None:
-        left = copy_keys(conn, spec, sources.build_left_query(spec), params, keys, path)
+        left = copy_keys(conn, spec, sources.build_left_query(spec), params, keys)
     else:
         left = not_in(held, in_scope)
     with DataRoot().open_output(path, atomic=False) as sink:
@@ -166,53 +165,37 @@ def snapshot_left(
     return {"left": len(left), "table_rows": len(in_scope)}
 
 
-def not_in(keys: pa.Array, scope: pa.Array) -> pa.Array:
-    """The `keys` missing from `scope`, sorted. Integer keys by binary search in `scope`
-    (sorted by the server): a hash set of ten million keys would hold 800 MB."""
-    if pa.types.is_integer(scope.type):
-        values, ordered = keys.to_numpy(), scope.to_numpy()
-        at = np.minimum(np.searchsorted(ordered, values), max(len(ordered) - 1, 0))
-        found = ordered[at] == values if len(ordered) else np.zeros(len(values), bool)
-        return pa.array(np.sort(values[~found]), keys.type)
-    left = keys.filter(pc.invert(pc.is_in(keys, value_set=scope)))
-    return pc.take(left, pc.sort_indices(left))
-
-
-def copy_keys(conn, spec: JobSpec, query, params: dict, keys: pa.Schema, path: str) -> pa.Array:
-    """The keys a query selects, streamed by COPY through `path` (bounded memory), as one
-    Arrow array."""
-    text = sources.query_text(conn, query, params)
-    root = DataRoot()
-    with root.open_output(path, atomic=False) as sink:
-        csv_to_parquet(
-            sources.copy_out(conn, text),
-            keys,
-            keys,
-            sink,
-            spec.scoring.batch_rows,
-            Progress(log, f"keys of {spec.name}", None),
-        )
-    with root.open_input(path) as src:
-        return pq.read_table(src).column(0).combine_chunks()
+def copy_keys(conn, spec: JobSpec, query, params: dict, keys: pa.Schema) -> pa.Array:
+    """The keys a query selects, streamed by COPY into Parquet in memory (bounded by the
+    compressed keys, not the CSV), as one Arrow array."""
+    buffer = pa.BufferOutputStream()
+    csv_to_parquet(
+        sources.copy_out(conn, sources.query_text(conn, query, params)),
+        keys,
+        keys,
+        buffer,
+        spec.scoring.batch_rows,
+        Progress(log, f"keys of {spec.name}", None),
+    )
+    return pq.read_table(pa.BufferReader(buffer.getvalue())).column(0).combine_chunks()
 
 
 def held_keys(url: str, spec: JobSpec, base_run_id: str, key_type: pa.DataType):
     """The keys `<job>_latest` holds: the base run's snapshot's less the changed keys, plus
     those rescored; None when the base run's snapshot can no longer be read."""
     base = fetch_run(url, spec.name, base_run_id)
-    row = None
-    if base is not None:
-        what = f"run {base_run_id}"
-        ids = (base.scoring_snapshot_id, base.scoring_snapshot_sha256)
-        row = recorded_snapshot(url, spec.name, *ids, "scoring", what, base.as_of)
+    ids = (base.scoring_snapshot_id, base.scoring_snapshot_sha256) if base else (None, None)
+    what = f"run {base_run_id}"
+    row = recorded_snapshot(url, spec.name, *ids, "scoring", what, base.as_of if base else None)
+    if row is None:
+        log.info("base run %s recorded no scoring snapshot", base_run_id)
+        return None
     try:
-        if row is None:
-            raise PipelineError(f"run {base_run_id} recorded no scoring snapshot")
         table = read_snapshot_table(row.recorded_manifest, [spec.source.key])
-        scored = table.column(0).combine_chunks()
-    except Exception as exc:  # pruned, moved or never recorded: the server compares instead
+    except PipelineError as exc:  # pruned, moved or changed: the server compares instead
         log.info("base run %s: its snapshot cannot be read (%s)", base_run_id, exc)
         return None
+    scored = table.column(0).combine_chunks()
     keys, deleted = changed_keys(url, spec)
     changed = pa.array(keys, key_type)
     kept = scored.filter(pc.invert(pc.is_in(scored, value_set=changed)))

@@ -66,10 +66,10 @@ def publish_predictions(
         cur.copy_expert(copy_sql.as_string(conn), db.ChunkReader(csv_chunks))
         if run.incremental:
             apply_change(cur, spec, run, left_chunks or iter(()), scored_at)
-        if move_latest(cur, spec.name, run.run_id, full=not run.incremental):
-            if not run.incremental:
-                cur.execute(sql.SQL("DELETE FROM {}").format(db.scoring_ident(spec.changes_table)))
-        else:
+        moved = move_latest(cur, spec.name, run.run_id, full=not run.incremental)
+        if moved and not run.incremental:  # a new base: no change since it
+            cur.execute(sql.SQL("DELETE FROM {}").format(db.scoring_ident(spec.changes_table)))
+        if not moved:
             log.info(
                 "run %s is a backfill: scoring.%s keeps showing a later cut-off",
                 run.run_id,

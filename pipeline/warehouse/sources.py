@@ -82,14 +82,14 @@ def in_snapshot(spec: JobSpec, kind: str) -> list[sql.Composable]:
         if label_ts:  # only labels already known at the cut-off
             conditions.append(sql.SQL("{} < %(as_of)s").format(label_ts))
     elif spec.scoring.rows == "unlabelled":  # the complement of a training row's label
-        known = (
+        unknown = (
             sql.SQL("{} IS NULL OR {} IS NULL OR {} >= %(as_of)s").format(
                 target, label_ts, label_ts
             )
             if label_ts
             else sql.SQL("{} IS NULL").format(target)
         )
-        conditions.append(sql.SQL("({})").format(known))
+        conditions.append(sql.SQL("({})").format(unknown))
     return conditions
 
 
