@@ -128,6 +128,8 @@ class Manifest(Record):
     seconds: float = 0.0
     snapshot_id: int | None = None  # its scoring.snapshots.id, once recorded (not in the file)
     change: dict | None = None  # an incremental run's scoring snapshot: pipeline.logic.scope
+    original_sha256: str | None = None  # the sha256 it was written with, once erased from
+    erasures: list = field(default_factory=list)  # each rewrite without erased rows
 
     @property
     def table_rows(self) -> int:

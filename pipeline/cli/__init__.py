@@ -119,6 +119,17 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("job")
     c.add_argument("--keep-days", type=int, help="default: SCORING_RETENTION_DAYS or 30")
     c = command(
+        "erase",
+        "maintain:cmd_erase",
+        "remove keys from every snapshot, prediction and page of a job (an erasure request), "
+        "with the pending requests of scoring.erasure_requests",
+    )
+    c.add_argument("job")
+    c.add_argument(
+        "--key", dest="keys", action="append", default=[], help="a key to erase (repeatable)"
+    )
+    c.add_argument("--reason", help="why (required with --key): kept with every change made")
+    c = command(
         "retire",
         "maintain:cmd_retire",
         "retire the champion (e.g. its file is missing or tampered) and fall back to the "

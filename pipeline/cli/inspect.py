@@ -40,9 +40,18 @@ def cmd_reproduce(args) -> int:
         f"run {result.run_id}: spec sha256 {result.spec_sha256 or '-'}, "
         f"suites sha256 {result.suites_sha256 or '-'}"
     )
+    if not result.rebuilt:
+        print(
+            f"run {result.run_id}: its model was trained on rows since erased: re-scored with "
+            "the registered model file (sha256 verified), not rebuilt from its snapshot"
+        )
     if result.exact:
-        n, total = result.matched, result.compared
-        print(f"run {result.run_id}: reproduced {n}/{total} predictions exactly")
+        n, total = result.matched, result.scored or result.compared
+        note = result.erasure_note()
+        print(
+            f"run {result.run_id}: reproduced {n}/{total} predictions exactly"
+            + (f"; {note}" if note else "")
+        )
         return 0
     print(
         f"run {result.run_id}: {result.compared - result.matched} of {result.compared} "

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -157,3 +158,20 @@ def open_csv_reader(source, schema: pa.Schema):
 def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """Mark UTC timestamps (COPY sends them as naive UTC) so the batch matches `schema`."""
     return batch.cast(schema) if batch.schema != schema else batch
+
+
+def rewrite_without(parquet: pq.ParquetFile, sink, column: str, keys: set[str]) -> pa.Table:
+    """Write `parquet`'s rows whose `column` (as text) is not one of `keys` to `sink`: the same
+    schema and writer settings, each row group kept as one group of its remaining rows in their
+    order (a group left empty is dropped). Returns the rows removed."""
+    wanted = pa.array(sorted(keys), pa.string())
+    removed = []
+    with pq.ParquetWriter(sink, parquet.schema_arrow, **PARQUET_OPTIONS) as writer:
+        for index in range(parquet.num_row_groups):
+            group = parquet.read_row_group(index)
+            hit = pc.is_in(pc.cast(group.column(column), pa.string()), value_set=wanted)
+            removed.append(group.filter(hit))
+            kept = group.filter(pc.invert(hit))
+            if kept.num_rows:
+                writer.write_table(kept, row_group_size=kept.num_rows)
+    return pa.concat_tables(removed) if removed else parquet.schema_arrow.empty_table()

@@ -78,7 +78,7 @@ class DataRoot:
             if self.read_bytes(path) != b"probe":
                 raise OSError(f"{self.uri(path)} read back other bytes than were written")
         finally:
-            self.remove(path)
+            self.discard(path)
 
     def relative(self, uri: str) -> str | None:
         """A file's path under the root, from its uri; None for a uri outside the root."""
@@ -100,7 +100,7 @@ class DataRoot:
             with self.fs.open_output_stream(target) as out:
                 yield out
         except BaseException:
-            self.remove(target)
+            self.discard(target)
             raise
         if atomic:
             self.fs.move(target, path)
@@ -141,7 +141,7 @@ class DataRoot:
             if info.type == pafs.FileType.File and info.base_name.startswith(".incoming-")
         ]
         for path in doomed:
-            self.fs.delete_file(path)
+            self.discard(path)
         return doomed
 
     def files(self, folder: str, prefix: str = "", suffix: str = "") -> list[str]:
@@ -170,14 +170,16 @@ class DataRoot:
         infos = self.fs.get_file_info(paths) if paths else []
         return {info.path for info in infos if info.type == pafs.FileType.File}
 
-    def remove(self, path: str) -> None:
-        """Delete a file if it is there."""
-        if self.exists(path):
-            self.fs.delete_file(path)
-
-    def delete_dir(self, path: str) -> None:
-        if self.exists(path):
+    def discard(self, path: str) -> None:
+        """Delete a file or a folder with all it holds, local or object storage, and check
+        that nothing is left under that path (retention and erasure both delete this way)."""
+        info = self.fs.get_file_info(path)
+        if info.type == pafs.FileType.Directory:
             self.fs.delete_dir(path)
+        elif info.type != pafs.FileType.NotFound:
+            self.fs.delete_file(path)
+        if self.exists(path):
+            raise OSError(f"{self.uri(path)} is still there after it was deleted")
 
     def move(self, src: str, dst: str) -> None:
         self.makedirs(dst.rsplit("/", 1)[0])

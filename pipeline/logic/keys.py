@@ -13,8 +13,9 @@ class DuplicateKeys:
     ORDER BY): equal keys are then adjacent, so each batch is compared with itself shifted by
     one row, and its first key with the previous batch's last. Vectorised, one pass, no sort."""
 
-    def __init__(self, column: str):
+    def __init__(self, column: str, shown=repr):
         self.column = column
+        self.shown = shown  # how a key is written in the message (a personal key: masked)
         self.count = 0  # distinct keys seen more than once
         self.sample: list = []
         self.previous = None  # the last key of the previous batch
@@ -40,10 +41,11 @@ class DuplicateKeys:
             self.last_repeated = distinct[-1]
 
     def message(self, job: str, table: str, kind: str, as_of: str) -> str:
+        sample = ", ".join(map(self.shown, self.sample))
         return (
             f"job {job}: source {table} has {self.count:,} duplicated "
             f"value(s) of its key column {self.column} in the {kind} snapshot as of "
-            f"{as_of}, e.g. {self.sample}: predictions are keyed by it, so it must "
+            f"{as_of}, e.g. [{sample}]: predictions are keyed by it, so it must "
             "be unique per row; fix the source (a view: its joins) or set source.key to a "
             "unique column. No snapshot was written."
         )

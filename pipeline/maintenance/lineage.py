@@ -1,6 +1,7 @@
 """Which data, model and code made a key's latest prediction (from the `<job>_lineage` view)."""
 
 from pipeline.errors import PipelineError
+from pipeline.maintenance.erasure import erasures_of
 from pipeline.spec import JobSpec
 from pipeline.warehouse.predictions import key_lineage_row
 from pipeline.warehouse.snapshots import recorded_snapshot
@@ -14,7 +15,10 @@ def key_lineage(url: str, spec: JobSpec, key: str) -> dict:
             f"job {spec.name}: key {key!r} has no published prediction in "
             f"scoring.{spec.latest_view}"
         )
-    return with_snapshot_uris(url, spec, row)
+    row = with_snapshot_uris(url, spec, row)
+    ids = [row.get("scoring_snapshot_id"), row.get("training_snapshot_id")]
+    row["erasures"] = erasures_of(url, spec.name, ids)
+    return row
 
 
 def with_snapshot_uris(url: str, spec: JobSpec, row: dict) -> dict:
@@ -33,6 +37,18 @@ def with_snapshot_uris(url: str, spec: JobSpec, row: dict) -> dict:
             found = recorded_snapshot(url, spec.name, None, sha256, kind, what, **hint)
             row[f"{kind}_snapshot_uri"] = found.uri if found else None
     return row
+
+
+def erasure_lines(row: dict) -> list[str]:
+    """A line per rewrite of the row's snapshots since it was scored: when, why, what."""
+    kinds = {row.get("scoring_snapshot_id"): "scoring", row.get("training_snapshot_id"): "training"}
+    return [
+        f"  erasure    {kinds.get(e['snapshot_id'], e['kind'])} snapshot ({e['kind']} file) "
+        f"rewritten {e['erased_at']:%Y-%m-%d}: {e['rows_removed']} row(s) erased, requests "
+        f"{e['request_ids']} ({e['reason']}); sha256 {e['old_sha256'][:16]} -> "
+        f"{e['new_sha256'][:16]}"
+        for e in row.get("erasures") or []
+    ]
 
 
 def format_lineage(spec: JobSpec, row: dict) -> str:
@@ -54,6 +70,7 @@ def format_lineage(spec: JobSpec, row: dict) -> str:
             f"             {row.get('training_snapshot_uri') or '(snapshot file pruned)'}",
             f"             holdout {metric} {row['model_metrics'][metric]:.5f}; "
             f"{row['decision_reason']}",
+            *erasure_lines(row),
             f"  code       run {row['run_code_version']}, model {row['model_code_version']}",
             f"  spec       sha256 {row.get('spec_sha256') or '-'}, "
             f"suites sha256 {row.get('suites_sha256') or '-'}",

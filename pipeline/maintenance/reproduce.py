@@ -1,7 +1,10 @@
 """Prove a past run: rebuild its model from the recorded snapshot and spec, re-score, compare.
 
 The snapshots are the record, not the live table: a run reproduces after its source rows were
-updated, deleted or added to, as long as its snapshots are on the data root.
+updated, deleted or added to, as long as its snapshots are on the data root. After an erasure
+(pipeline.maintenance.erasure) the erased keys are gone from its snapshot and its predictions:
+the rest must still match exactly, and the result says how many keys were erased, when and at
+whose request; a model whose training rows were erased is not rebuilt but loaded (verified).
 """
 
 import logging
@@ -14,8 +17,10 @@ from pipeline.contracts import Manifest
 from pipeline.datafiles.root import DataRoot
 from pipeline.datafiles.snapshots import read_snapshot
 from pipeline.errors import PipelineError
+from pipeline.logic.personal import mask
+from pipeline.maintenance.erasure import erasures_of
 from pipeline.model import fitting
-from pipeline.model.files import verified_payload
+from pipeline.model.files import load_model, verified_payload
 from pipeline.spec import JobSpec, spec_from_record
 from pipeline.warehouse import models, runs
 from pipeline.warehouse.models import ModelVersion
@@ -37,6 +42,25 @@ class Reproduction:
     differences: list[dict] = field(default_factory=list)
     spec_sha256: str | None = None
     suites_sha256: str | None = None
+    scored: int | None = None  # the rows the run published
+    erased: list[dict] = field(default_factory=list)  # erasures of its scoring snapshot
+    rebuilt: bool = True  # False: scored with the registered model (its training rows erased)
+
+    @property
+    def erased_keys(self) -> int:
+        return sum(e["rows_removed"] for e in self.erased)
+
+    def erasure_note(self) -> str:
+        """`k keys erased on DATE (request R)`, or '' when none were."""
+        if not self.erased:
+            return ""
+        dates = sorted({f"{e['erased_at']:%Y-%m-%d}" for e in self.erased})
+        requests = sorted({i for e in self.erased for i in e["request_ids"]})
+        plural = "s" if len(requests) > 1 else ""
+        return (
+            f"{self.erased_keys} keys erased on {', '.join(dates)} "
+            f"(request{plural} {', '.join(map(str, requests))})"
+        )
 
     @property
     def exact(self) -> bool:
@@ -108,8 +132,21 @@ def reproduce_run(url: str, job: str, run: str) -> Reproduction:
         f"model v{row.model_version}",
         model_version=row.model_version,
     )
-    log.info("rebuilding model v%d of %s from snapshot %s", row.model_version, job, training.uri)
-    rebuilt = fitting.fit(spec, read_snapshot(training)).model
+    if training.erasures:
+        log.warning(
+            "model v%d of %s was trained on rows since erased (its training snapshot %s was "
+            "rewritten): it cannot be rebuilt bit for bit, so the run is re-scored with its "
+            "registered file (sha256 verified)",
+            row.model_version,
+            job,
+            training.uri,
+        )
+        rebuilt = load_model(model_row.artifact_uri, model_row.artifact_sha256)
+    else:
+        log.info(
+            "rebuilding model v%d of %s from snapshot %s", row.model_version, job, training.uri
+        )
+        rebuilt = fitting.fit(spec, read_snapshot(training)).model
     scored = snapshot_manifest(
         url,
         job,
@@ -131,7 +168,11 @@ def reproduce_run(url: str, job: str, run: str) -> Reproduction:
     )
     stored = stored_predictions(url, spec, row.run_id)
     result = compare(job, row.run_id, fresh, stored)
+    if spec.source.key in spec.personal:
+        result.differences = [{**d, "key": mask(d["key"])} for d in result.differences]
     result.spec_sha256, result.suites_sha256 = row.spec_sha256, row.suites_sha256
+    result.scored, result.rebuilt = row.rows_scored, not training.erasures
+    result.erased = erasures_of(url, job, [scored.snapshot_id])
     return result
 
 

@@ -32,6 +32,6 @@ def prune_snapshots(url: str, job: str, days: int, now: datetime | None = None) 
         doomed = prunable_snapshots(cur, job, cutoff)
         for kind, as_of, sha256, uri in doomed:
             delete_snapshot(cur, job, kind, as_of, sha256)
-            root.delete_dir(root.path_of(uri).rsplit("/", 1)[0])
+            root.discard(root.path_of(uri).rsplit("/", 1)[0])
             log.info("pruned %s snapshot of %s as of %s: %s", kind, job, as_of, uri)
     return [uri for *_, uri in doomed]

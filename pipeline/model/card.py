@@ -59,3 +59,19 @@ Nightly scoring of every row of `{spec.source.table}` into `scoring.{spec.latest
   `scoring.drift_reports` for the run before acting on them.
 - Code {metadata["code_version"]}, scikit-learn {metadata["library_versions"].get("scikit-learn")}.
 """
+
+
+ERASURE_HEADING = "## Erasure"
+
+
+def with_erasure(card: str, rows: int, when) -> str:
+    """The card with its erasure section, replacing an earlier one: the model learned from
+    `rows` rows that have since been erased."""
+    kept = card.split(f"\n{ERASURE_HEADING}\n", 1)[0].rstrip("\n")
+    return (
+        f"{kept}\n\n{ERASURE_HEADING}\n"
+        f"**Trained on {rows} row(s) since erased** (flagged {when:%Y-%m-%d %H:%M} UTC): its "
+        "training snapshot was rewritten without them, so this model cannot be rebuilt from "
+        "it bit for bit, and it may still reflect what it learned from them. "
+        "`governance.on_erasure: retrain` makes the next run fit a candidate without them.\n"
+    )

@@ -30,6 +30,7 @@ from pipeline.logic.drift import (
     psi,
     tally_findings,
 )
+from pipeline.logic.personal import mask
 from pipeline.logic.scores import ScoreSummary
 from pipeline.model.files import load_model, stored_holdout_scores
 from pipeline.model.fitting import feature_frame, holdout_mask, predict
@@ -118,7 +119,10 @@ def measure_drift(
         found = []
         for column in spec.features.all:
             found += tally_findings(spec, column, profiles[column], tallied[column])
-            histograms[(name, column)] = histogram_of(profiles[column], tallied[column])
+            histogram = histogram_of(profiles[column], tallied[column])
+            if column in spec.features.categorical and column in spec.personal:
+                histogram["labels"] = [mask(label) for label in histogram["labels"]]
+            histograms[(name, column)] = histogram
         value = psi(bins.counts(expected), score_counts[name])
         found.append(Finding(SCORE, "psi", value, limits.psi_alert, limits.psi_watch))
         measured[name] = found

@@ -8,6 +8,9 @@ import posixpath
 import re
 
 import numpy as np
+from great_expectations.core.expectation_validation_result import (
+    ExpectationSuiteValidationResultSchema,
+)
 from great_expectations.render.renderer import ValidationResultsPageRenderer
 from great_expectations.render.view import DefaultJinjaPageView
 
@@ -154,3 +157,11 @@ def render_data_docs(
         document = RunValidationPage(about, asset).render(result)
         page = DefaultJinjaPageView().render(document, show_how_to_buttons=False)
     return run_breadcrumb(offline_data_docs(page), report)
+
+
+def render_data_docs_json(
+    result: dict, manifest: Manifest, run_id: str, root: DataRoot | None = None
+) -> str:
+    """`render_data_docs` of a result as stored (its JSON), e.g. after a redaction."""
+    loaded = ExpectationSuiteValidationResultSchema().load(result)  # the result object
+    return render_data_docs(loaded, manifest, run_id, root)

@@ -17,6 +17,7 @@ from pipeline.spec.sections import (
     Alerts,
     Checks,
     Features,
+    Governance,
     Model,
     Monitoring,
     Retention,
@@ -89,6 +90,9 @@ class JobSpec(Strict):
         description="checks made on every snapshot besides the job's suites in "
         "`expectations/<job>/`",
     )
+    governance: Governance = Field(
+        Governance(), description="what an erasure of personal data does to the job's models"
+    )
     retention: Retention = Field(
         Retention(), description="how much prediction history `<job>_predictions` keeps"
     )
@@ -148,6 +152,7 @@ class JobSpec(Strict):
             )
         self._check_classes()
         self._check_incremental()
+        self._check_pii()
         if self.model.estimator not in estimators.names(self.task):
             raise ValueError(
                 f"model.estimator: {self.model.estimator!r} is not available for {self.task}; "
@@ -176,6 +181,19 @@ class JobSpec(Strict):
                 "incremental run would keep stale scores. Use mode full, or store the value "
                 "with its own timestamp"
             )
+
+    def _check_pii(self) -> None:
+        outside = set(self.source.pii) - {*self.snapshot_columns("training")}
+        if outside:
+            raise ValueError(
+                f"source.pii: {sorted(outside)} is not a column the job snapshots (key, timestamp, "
+                "features, target): it never snapshots or shows another, so leave it out"
+            )
+
+    @property
+    def personal(self) -> frozenset[str]:
+        """The columns whose values are never shown (`source.pii`)."""
+        return frozenset(self.source.pii)
 
     def _check_classes(self) -> None:
         if self.task != "classification":

@@ -1,5 +1,6 @@
 """The sections of a job spec (source, features, model, retrain, schedule, scoring, monitoring,
-validation, retention, alerts), each a strict pydantic model with a description per key."""
+validation, governance, retention, alerts), each a strict pydantic model with a description
+per key."""
 
 import re
 from datetime import date, timedelta
@@ -48,6 +49,14 @@ class Source(Strict):
         description="columns the source computes from the clock (a view's `now() - "
         "last_login`): their values change without the row's timestamp changing, so a job "
         "with any may not use `scoring.mode: incremental`",
+    )
+    pii: list[Identifier] = Field(
+        [],
+        description="columns holding personal data (an identifier, a name, an email, free "
+        "text), the key among them if it is one: their values are never shown in Data Docs, "
+        "run reports, alerts, logs or error messages (a sampled value is written `pii:` and "
+        "12 hex digits of its sha256). A column that is not the key, the timestamp, a "
+        "feature or the target is never snapshotted at all",
     )
     label_timestamp: Identifier | None = Field(
         None,
@@ -345,6 +354,17 @@ class Checks(Strict):
         "warning",
         description="the severity of rows whose feature columns are all NULL (the model "
         "scores them all the same): `warning` reports them, `critical` stops the run",
+    )
+
+
+class Governance(Strict):
+    """What the job does for the people its data is about."""
+
+    on_erasure: Literal["flag", "retrain"] = Field(
+        "flag",
+        description="when an erasure removes rows a model was trained on (`python -m "
+        "pipeline erase`): `flag` marks the model version and its card; `retrain` also makes "
+        "the next run fit a candidate without those rows, gated as usual",
     )
 
 

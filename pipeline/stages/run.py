@@ -16,6 +16,7 @@ from pipeline.datafiles.root import DataRoot
 from pipeline.logic.cutoffs import parse_timestamp, resolve_as_of
 from pipeline.logic.retrain import due_by_policy
 from pipeline.logic.scope import INCREMENTAL_SKIPS, Scope, State, decide_scope
+from pipeline.maintenance.erasure import process_erasures
 from pipeline.provenance import features_sha256
 from pipeline.reports.run_page import report_run
 from pipeline.spec import JobSpec, load_spec
@@ -62,6 +63,7 @@ def start_run(ctx: Context) -> Run:
         runs.end_dead_runs(cur, spec.name, run.run_id)
         runs.refuse_if_active(cur, spec.name, run.run_id)
         runs.record_start(cur, run)
+    process_erasures(ctx.url, spec, by=f"run {run.run_id}", run_id=run.run_id)
     removed = DataRoot().remove_incoming("snapshots", spec.name)
     if removed:
         log.info("removed %d unfinished snapshot file(s) of dead runs: %s", len(removed), removed)
@@ -140,6 +142,12 @@ def retrain_due(url: str, spec: JobSpec, as_of: datetime, override: str) -> tupl
             found = alerts_since(url, spec.name, last.run_id, last.published_at)
             raised = (last.run_id, list(dict.fromkeys(alert_name(a) for a in found)))
     created = champion.created_at if champion else None
+    if champion and champion.erased_rows and spec.governance.on_erasure == "retrain":
+        if override != "never":
+            return True, (
+                f"the champion v{champion.version} was trained on {champion.erased_rows} "
+                "row(s) since erased (governance.on_erasure: retrain)"
+            )
     return due_by_policy(spec.retrain, as_of, override, created, raised)
 
 

@@ -22,6 +22,7 @@ from pipeline.datafiles.root import DataRoot
 from pipeline.datafiles.snapshots import read_snapshot_table
 from pipeline.errors import DataValidationError, PipelineError
 from pipeline.logic.keys import DuplicateKeys, not_in
+from pipeline.logic.personal import mask
 from pipeline.progress import Progress
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec, check_columns
@@ -76,7 +77,8 @@ def take_snapshot(
             estimate = sources.estimate_rows(conn, spec.source.table)
             future = sources.count_future_rows(conn, spec)
             log.info("snapshot %s/%s as of %s: %s", spec.name, kind, as_of.isoformat(), text)
-            duplicates = DuplicateKeys(spec.source.key)
+            personal = spec.source.key in spec.personal
+            duplicates = DuplicateKeys(spec.source.key, mask if personal else repr)
             with root.open_output(incoming, atomic=False) as sink:
                 rows, row_groups = csv_to_parquet(
                     sources.copy_out(conn, text),
@@ -97,8 +99,8 @@ def take_snapshot(
                 change = snapshot_left(conn, url, spec, schema, params, left_at, scope)
                 change["since"] = since
     except BaseException:
-        root.remove(incoming)
-        root.remove(f"{incoming}-left")
+        root.discard(incoming)
+        root.discard(f"{incoming}-left")
         raise
     sha256 = root.sha256(incoming)
     name = sha256

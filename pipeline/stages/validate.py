@@ -24,7 +24,7 @@ from pipeline.validation.findings import (
     future_rows_failure,
     nan_failures,
 )
-from pipeline.validation.gx import run_suite
+from pipeline.validation.gx import conceal_samples, run_suite
 from pipeline.validation.suites import build_suite
 from pipeline.warehouse.alerts import AlertRow, record_alerts
 from pipeline.warehouse.snapshots import previous_row_count
@@ -79,6 +79,7 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: Manifest, run_id: str, 
     kind = manifest.kind
     with open_snapshot(manifest) as parquet:
         result = run_suite(suite, parquet, suite_parameters(url, manifest), manifest.table_rows)
+        conceal_samples(result, spec.personal)
         nan = nan_failures(spec, parquet)
         no_features = all_null_features_failure(spec, manifest, parquet)
     failures = [describe_failure(r) for r in result.results if not r.success]

@@ -126,7 +126,8 @@ def all_null_features_failure(spec: JobSpec, manifest: Manifest, parquet) -> lis
         return []
     key = spec.source.key
     keys = pc.filter(parquet.read(columns=[key]).column(key), mask)
-    samples = [plain_json(k) for k in keys.slice(0, SAMPLE_VALUES).to_pylist()]
+    shown = mask if key in spec.personal else plain_json
+    samples = [shown(k) for k in keys.slice(0, SAMPLE_VALUES).to_pylist()]
     share = count / rows
     return [
         {

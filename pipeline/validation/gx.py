@@ -14,6 +14,8 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.execution_engine import pandas_execution_engine
 from great_expectations.validator.validation_statistics import calc_validation_statistics
 
+from pipeline.logic.personal import mask, replace_samples
+
 SAMPLE_VALUES = 5  # unexpected values GX samples per expectation
 NULLABLE_BOOL = {pa.bool_(): pd.BooleanDtype()}
 
@@ -128,6 +130,18 @@ def validate_frame(batches, expectations: list, frame: pd.DataFrame, parameters)
     for r in result.results:
         sample_nulls_as_none(r.result or {})
     return result
+
+
+def conceal_samples(result, personal: frozenset[str]) -> None:
+    """Mask (`pipeline.logic.personal.mask`) the values GX sampled for every expectation that
+    reads a `source.pii` column, in place: its result JSON, Data Docs and messages show
+    tokens, never the values."""
+    for each in result.results:
+        config = each.expectation_config
+        kwargs = config.kwargs if config is not None else {}
+        names = {kwargs.get(k) for k in ("column", "column_A", "column_B")}
+        if personal & (names | set(kwargs.get("column_list") or [])):
+            replace_samples(each.result or {}, mask)
 
 
 def sample_nulls_as_none(details: dict) -> None:

@@ -37,6 +37,8 @@ class ModelVersion(db.Row):
     library_versions: dict | None = None
     created_at: datetime | None = None
     promoted_at: datetime | None = None
+    erased_rows: int = 0  # rows of its training snapshot erased since (scoring.erasures)
+    erasure_flagged_at: datetime | None = None
 
     @property
     def primary_value(self) -> float | None:

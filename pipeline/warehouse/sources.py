@@ -11,6 +11,7 @@ import psycopg2
 from psycopg2 import sql
 
 from pipeline.errors import PipelineError
+from pipeline.logic.personal import mask
 from pipeline.spec import MAX_CLASSES, JobSpec
 from pipeline.spec.names import KINDS
 from pipeline.warehouse import db
@@ -161,15 +162,17 @@ def count_future_rows(conn, spec: JobSpec) -> dict:
     with conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT count(*), (array_agg(k))[1:5] FROM ({}) AS f(k)").format(query))
         count, sample = cur.fetchone()
+    shown = mask if spec.source.key in spec.personal else str
+    keys = [shown(k) for k in sample or []]
     if count:
         log.warning(
             "%s: %d rows have %s in the future, e.g. keys %s",
             spec.source.table,
             count,
             spec.source.timestamp,
-            sample,
+            keys,
         )
-    return {"count": count, "sample_keys": [str(k) for k in sample or []]}
+    return {"count": count, "sample_keys": keys}
 
 
 def estimate_rows(conn, table: str) -> int | None:
