@@ -14,15 +14,8 @@ from collections.abc import Callable
 
 ERASED = "[erased]"
 # where GX results, findings and alerts hold sampled values: lists of values, or of
-# {"value": ..., "count": ...}
-SAMPLE_FIELDS = (
-    "partial_unexpected_list",
-    "unexpected_list",
-    "partial_unexpected_index_list",
-    "unexpected_index_list",
-    "samples",
-    "sample_keys",
-)
+# {"value": ..., "count": ...} (GX's index lists are row positions, not values)
+SAMPLE_FIELDS = ("partial_unexpected_list", "unexpected_list", "samples", "sample_keys")
 COUNT_FIELDS = ("partial_unexpected_counts",)
 # a Python list as our messages quote samples: "e.g. ['a', 'b']", "e.g. keys [1, 2]"
 _QUOTED_LIST = re.compile(r"\[([^\[\]]*)\]")
