@@ -4,10 +4,10 @@ broken champion)."""
 from pipeline import config
 from pipeline.cli.connect import migrated_warehouse, warehouse
 from pipeline.errors import PipelineError
-from pipeline.maintenance.erasure import process_erasures, request_erasure
 from pipeline.maintenance.retention import keep_days, prune_snapshots
 from pipeline.model.registry import retire_champion
 from pipeline.spec import find_spec
+from pipeline.stages.erasure import process_erasures, request_erasure
 from pipeline.stages.publish import prune_predictions
 
 

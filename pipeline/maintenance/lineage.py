@@ -1,8 +1,8 @@
 """Which data, model and code made a key's latest prediction (from the `<job>_lineage` view)."""
 
 from pipeline.errors import PipelineError
-from pipeline.maintenance.erasure import erasures_of
 from pipeline.spec import JobSpec
+from pipeline.stages.erasure import erasures_of
 from pipeline.warehouse.predictions import key_lineage_row
 from pipeline.warehouse.snapshots import recorded_snapshot
 

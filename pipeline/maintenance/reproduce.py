@@ -2,7 +2,7 @@
 
 The snapshots are the record, not the live table: a run reproduces after its source rows were
 updated, deleted or added to, as long as its snapshots are on the data root. After an erasure
-(pipeline.maintenance.erasure) the erased keys are gone from its snapshot and its predictions:
+(pipeline.stages.erasure) the erased keys are gone from its snapshot and its predictions:
 the rest must still match exactly, and the result says how many keys were erased, when and at
 whose request; a model whose training rows were erased is not rebuilt but loaded (verified).
 """
@@ -18,10 +18,10 @@ from pipeline.datafiles.root import DataRoot
 from pipeline.datafiles.snapshots import read_snapshot
 from pipeline.errors import PipelineError
 from pipeline.logic.personal import mask
-from pipeline.maintenance.erasure import erasures_of
 from pipeline.model import fitting
 from pipeline.model.files import load_model, verified_payload
 from pipeline.spec import JobSpec, spec_from_record
+from pipeline.stages.erasure import erasures_of
 from pipeline.warehouse import models, runs
 from pipeline.warehouse.models import ModelVersion
 from pipeline.warehouse.predictions import stored_predictions

@@ -16,11 +16,11 @@ from pipeline.datafiles.root import DataRoot
 from pipeline.logic.cutoffs import parse_timestamp, resolve_as_of
 from pipeline.logic.retrain import due_by_policy
 from pipeline.logic.scope import INCREMENTAL_SKIPS, Scope, State, decide_scope
-from pipeline.maintenance.erasure import process_erasures
 from pipeline.provenance import features_sha256
 from pipeline.reports.run_page import report_run
 from pipeline.spec import JobSpec, load_spec
 from pipeline.spec.names import KINDS
+from pipeline.stages.erasure import process_erasures
 from pipeline.validation.suites import read_suite
 from pipeline.warehouse import db, models, runs
 from pipeline.warehouse.alerts import AlertRow, alerts_since

@@ -75,9 +75,9 @@ def take_snapshot(
             query = sources.build_snapshot_query(spec, kind, column_types, changed=bool(since))
             text = sources.query_text(conn, query, params)
             estimate = sources.estimate_rows(conn, spec.source.table)
-            future = sources.count_future_rows(conn, spec)
-            log.info("snapshot %s/%s as of %s: %s", spec.name, kind, as_of.isoformat(), text)
             personal = spec.source.key in spec.personal
+            future = sources.count_future_rows(conn, spec, mask if personal else str)
+            log.info("snapshot %s/%s as of %s: %s", spec.name, kind, as_of.isoformat(), text)
             duplicates = DuplicateKeys(spec.source.key, mask if personal else repr)
             with root.open_output(incoming, atomic=False) as sink:
                 rows, row_groups = csv_to_parquet(

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.contracts import Manifest, Validation, plain_json
+from pipeline.logic.personal import mask
 from pipeline.spec import JobSpec
 from pipeline.validation.gx import SAMPLE_VALUES
 
@@ -115,17 +116,17 @@ def all_null_features_failure(spec: JobSpec, manifest: Manifest, parquet) -> lis
         return []  # a missing feature column is for its suite's expect_column_to_exist to report
     if any(null_count(parquet, column) == 0 for column in features):
         return []
-    mask = None
+    all_null = None
     for column in features:
         nulls = pc.is_null(parquet.read(columns=[column]).column(column))
-        mask = nulls if mask is None else pc.and_(mask, nulls)
-        if not pc.any(mask).as_py():
+        all_null = nulls if all_null is None else pc.and_(all_null, nulls)
+        if not pc.any(all_null).as_py():
             return []
-    count = pc.sum(mask).as_py() or 0
+    count = pc.sum(all_null).as_py() or 0
     if not count:
         return []
     key = spec.source.key
-    keys = pc.filter(parquet.read(columns=[key]).column(key), mask)
+    keys = pc.filter(parquet.read(columns=[key]).column(key), all_null)
     shown = mask if key in spec.personal else plain_json
     samples = [shown(k) for k in keys.slice(0, SAMPLE_VALUES).to_pylist()]
     share = count / rows

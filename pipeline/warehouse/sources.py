@@ -11,7 +11,6 @@ import psycopg2
 from psycopg2 import sql
 
 from pipeline.errors import PipelineError
-from pipeline.logic.personal import mask
 from pipeline.spec import MAX_CLASSES, JobSpec
 from pipeline.spec.names import KINDS
 from pipeline.warehouse import db
@@ -152,8 +151,9 @@ def copy_out(conn, query_text: str) -> Callable[[BinaryIO], None]:
     return write
 
 
-def count_future_rows(conn, spec: JobSpec) -> dict:
-    """Rows whose timestamp is later than now: bad clocks or bad loads, never in a snapshot."""
+def count_future_rows(conn, spec: JobSpec, shown: Callable = str) -> dict:
+    """Rows whose timestamp is later than now: bad clocks or bad loads, never in a snapshot.
+    `shown` writes a sampled key (a personal key: masked)."""
     query = sql.SQL("SELECT {key} FROM {table} WHERE {ts} > now() ORDER BY {key}").format(
         key=sql.Identifier(spec.source.key),
         table=db.table_ident(spec.source.table),
@@ -162,7 +162,6 @@ def count_future_rows(conn, spec: JobSpec) -> dict:
     with conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT count(*), (array_agg(k))[1:5] FROM ({}) AS f(k)").format(query))
         count, sample = cur.fetchone()
-    shown = mask if spec.source.key in spec.personal else str
     keys = [shown(k) for k in sample or []]
     if count:
         log.warning(

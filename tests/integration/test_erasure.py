@@ -5,6 +5,7 @@ run writes but its data files."""
 
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,17 +13,22 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import test_alerts
 import yaml
 
 from helpers import query, run_stages
 from pipeline.datafiles.root import DataRoot
-from pipeline.maintenance.erasure import process_erasures, request_erasure
 from pipeline.maintenance.lineage import format_lineage, key_lineage
 from pipeline.maintenance.reproduce import reproduce_run
 from pipeline.spec import load_spec
+from pipeline.stages.erasure import process_erasures, request_erasure
 from pipeline.warehouse import db
 
 pytestmark = pytest.mark.integration
+
+# the receivers of test_alerts.py: an HTTP server keeping each POST, an SMTP server each mail
+webhook = test_alerts.webhook
+smtp = test_alerts.smtp
 
 START = datetime(2018, 6, 1, tzinfo=UTC)
 NIGHTS = [datetime(2018, 9, 1, tzinfo=UTC) + timedelta(days=i) for i in range(3)]
@@ -94,10 +100,10 @@ def table(warehouse):
         cur.copy_expert(
             "COPY gdpr.people FROM STDIN WITH (FORMAT csv)", db.ChunkReader(iter([csv.encode()]))
         )
-        # a row dated in the future: its key is sampled in the future-rows warning
+        # a row dated in the future, and one with every feature NULL: their keys are sampled
         cur.execute(
             "INSERT INTO gdpr.people VALUES ('later@example.org', '2090-01-01', 'nick1', 30,"
-            " 'basic', NULL)"
+            " 'basic', NULL), ('blank@example.org', '2018-07-01', NULL, NULL, NULL, true)"
         )
     return warehouse
 
@@ -150,20 +156,43 @@ def parquet_keys(root: Path) -> dict[str, set[str]]:
     return found
 
 
-def test_personal_values_appear_nowhere_a_run_writes(table, jobs, caplog):
-    spec = write_job(jobs, {**SPEC, "source": {**SPEC["source"], "pii": ["email", "nickname"]}})
+def test_personal_values_appear_nowhere_a_run_writes(
+    table, jobs, caplog, monkeypatch, webhook, smtp
+):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPS_WEBHOOK",
+        f"http://:{test_alerts.TOKEN}@127.0.0.1:{webhook.server_address[1]}/hooks/scoring",
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_OPS_SMTP", test_alerts.smtp_uri(smtp.port))
+    alerting = {
+        "webhook": {"connection": "ops_webhook"},
+        "email": {"connection": "ops_smtp", "to": ["dpo@example.com"]},
+    }
+    source = {**SPEC["source"], "pii": ["email", "nickname"]}
+    spec = write_job(jobs, {**SPEC, "source": source, "alerts": alerting})
     caplog.set_level(logging.INFO)
     run_stages(table, spec, NIGHTS[0], "pii-1", retrain="always")
     run_stages(table, spec, NIGHTS[1], "pii-2", retrain="auto")
     root = Path(DataRoot().base)
     pages = text_files(root)
     assert any(p.endswith(".html") for p in pages) and any("report" in p for p in pages)
-    seeded = [SECRET, "odd.0@example.org", "later@example.org", "person.00001@example.org"]
-    written = {"log": caplog.text, "records": records(table), **pages}
+    seeded = [SECRET, "odd.0@example.org", "later@example.org", "blank@example.org", "person.0"]
+    time.sleep(1)  # deliveries land
+    assert webhook.received and smtp.messages  # the validation warnings were sent
+    written = {
+        "log": caplog.text,
+        "records": records(table),
+        "webhook": json.dumps([hit["json"] for hit in webhook.received]),
+        "email": "\n".join(str(m["message"]) for m in smtp.messages),
+        **pages,
+    }
     leaks = {(value, where) for value in seeded for where, text in written.items() if value in text}
     assert not leaks
     # what was sampled is there, masked: the warnings still name how many and which tokens
     failures = query(table, "SELECT failures FROM scoring.validation_results")[0][0]
+    assert {"features_not_all_null", "timestamps_not_in_the_future"} <= {
+        f["expectation"] for f in failures
+    }
     samples = [s for f in failures for s in f["samples"] or []]
     assert samples and all(str(s).startswith("pii:") for s in samples if s != "NaN")
 

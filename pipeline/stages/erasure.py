@@ -265,7 +265,7 @@ def record_rewrites(cur, root: DataRoot, erasure: Erasure, reason: str) -> None:
 def rewritten_manifest(manifest: Manifest, rewrite: Rewrite, entry: dict) -> Manifest:
     """The manifest after `rewrite` of its data file or its keys that left."""
     erasures = [*manifest.erasures, entry]
-    if rewrite.kind == "left":
+    if rewrite.kind == "left" and manifest.change:
         change = {
             **manifest.change,
             "left": manifest.change["left"] - rewrite.removed.num_rows,
@@ -394,7 +394,7 @@ def redact_data_docs(url: str, root: DataRoot, job: str, erased: set[str]) -> in
     return rewritten
 
 
-def erasures_of(url: str, job: str, snapshot_ids: list[int]) -> list[dict]:
+def erasures_of(url: str, job: str, snapshot_ids: list[int | None]) -> list[dict]:
     """The erasures recorded for these snapshots, oldest first."""
     return db.fetch_all(
         url,
