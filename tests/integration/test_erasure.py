@@ -280,7 +280,7 @@ def test_the_next_run_carries_out_a_request_filed_in_the_table_as_the_writer(tab
     )
     query(table, "GRANT USAGE ON SCHEMA gdpr TO scoring_writer")
     query(table, "GRANT SELECT ON gdpr.people TO scoring_writer")
-    writer = f"{table}?options=-c%20role%3Dscoring_writer"
+    writer = f"{table}{'&' if '?' in table else '?'}options=-c%20role%3Dscoring_writer"
     assert query(writer, "SELECT current_user") == [("scoring_writer",)]
     run_stages(writer, spec, NIGHTS[1], "night-2", retrain="auto")
     assert query(table, "SELECT processed_by FROM scoring.erasure_requests") == [("run night-2",)]

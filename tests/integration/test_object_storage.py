@@ -1,5 +1,5 @@
 """The data root on object storage, against a real S3 server (SeaweedFS on 127.0.0.1): two
-runs, `reproduce` and `prune` work there; every stored URI is canonical (`s3://bucket/...`,
+runs, `reproduce`, `prune` and an erasure work there; every stored URI is canonical (`s3://bucket/...`,
 no endpoint, no key); the UI plugin serves the run's report and Data Docs from the bucket;
 a root the keys may not write, or a bucket that does not exist, fails at once with one
 message naming it."""
@@ -7,6 +7,7 @@ message naming it."""
 import re
 from datetime import timedelta
 
+import pyarrow.parquet as pq
 import pytest
 
 from helpers import S3_KEYS, Links, plugin_client, query, run_stages
@@ -18,6 +19,7 @@ from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.maintenance.reproduce import reproduce_run
 from pipeline.maintenance.retention import prune_snapshots
 from pipeline.spec import load_spec
+from pipeline.stages.erasure import job_parquet_files, process_erasures, request_erasure
 from pipeline.stages.snapshot import take_snapshot
 
 pytestmark = pytest.mark.integration
@@ -71,6 +73,22 @@ def test_runs_reproduce_prune_and_pages_on_object_storage(warehouse, s3_root, jo
     kept = [u for (u,) in query(url, "SELECT uri FROM scoring.snapshots")]
     assert kept and all(root.exists(root.path_of(u)) for u in kept)
     assert reproduce_run(url, spec.name, "run-2").exact
+
+    # an erasure rewrites the bucket's files: no erased key is left in any, nor a stray copy
+    erased = [
+        str(k) for (k,) in query(url, "SELECT key FROM scoring.delivery_delay_latest LIMIT 2")
+    ]
+    query(url, "DELETE FROM demo.deliveries WHERE delivery_id::text = ANY(%s)", (erased,))
+    request_erasure(url, spec.name, erased, "test on object storage")
+    done = process_erasures(url, spec, by="test")
+    assert done.files and all(f.path.startswith(root.base.strip("/")) for f in done.files)
+    for path in job_parquet_files(root, spec.name):
+        with root.open_input(path) as src:
+            table = pq.read_table(src)
+        assert not set(erased) & set(map(str, table.column(0).to_pylist())), path
+    assert not root.remove_incoming("snapshots", spec.name)
+    result = reproduce_run(url, spec.name, "run-2")
+    assert result.exact and result.erased_keys == 2 and result.matched == ROWS - 2
 
 
 def test_a_root_the_keys_may_not_write_fails_at_once_naming_it(s3_root, monkeypatch, capsys):
