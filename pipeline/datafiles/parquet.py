@@ -160,16 +160,28 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return batch.cast(schema) if batch.schema != schema else batch
 
 
+def key_hits(values, keys: set[str]):
+    """Which of a key column's values, compared as text, are one of `keys`."""
+    return pc.is_in(pc.cast(values, pa.string()), value_set=pa.array(sorted(keys), pa.string()))
+
+
+def holds_any(parquet: pq.ParquetFile, column: str, keys: set[str]) -> bool:
+    """Whether `column` of `parquet` holds one of `keys`: read one row group of it at a time."""
+    return any(
+        pc.any(key_hits(parquet.read_row_group(i, columns=[column]).column(0), keys)).as_py()
+        for i in range(parquet.num_row_groups)
+    )
+
+
 def rewrite_without(parquet: pq.ParquetFile, sink, column: str, keys: set[str]) -> pa.Table:
     """Write `parquet`'s rows whose `column` (as text) is not one of `keys` to `sink`: the same
     schema and writer settings, each row group kept as one group of its remaining rows in their
     order (a group left empty is dropped). Returns the rows removed."""
-    wanted = pa.array(sorted(keys), pa.string())
     removed = []
     with pq.ParquetWriter(sink, parquet.schema_arrow, **PARQUET_OPTIONS) as writer:
         for index in range(parquet.num_row_groups):
             group = parquet.read_row_group(index)
-            hit = pc.is_in(pc.cast(group.column(column), pa.string()), value_set=wanted)
+            hit = key_hits(group.column(column), keys)
             removed.append(group.filter(hit))
             kept = group.filter(pc.invert(hit))
             if kept.num_rows:

@@ -2,7 +2,7 @@
 
 from pipeline.errors import PipelineError
 from pipeline.spec import JobSpec
-from pipeline.stages.erasure import erasures_of
+from pipeline.warehouse.erasures import erasures_of
 from pipeline.warehouse.predictions import key_lineage_row
 from pipeline.warehouse.snapshots import recorded_snapshot
 

@@ -21,8 +21,8 @@ from pipeline.logic.personal import mask
 from pipeline.model import fitting
 from pipeline.model.files import load_model, verified_payload
 from pipeline.spec import JobSpec, spec_from_record
-from pipeline.stages.erasure import erasures_of
 from pipeline.warehouse import models, runs
+from pipeline.warehouse.erasures import erasures_of
 from pipeline.warehouse.models import ModelVersion
 from pipeline.warehouse.predictions import stored_predictions
 from pipeline.warehouse.runs import RunRow

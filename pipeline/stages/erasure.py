@@ -17,6 +17,7 @@ job, from `python -m pipeline erase` or at the start of the job's next run:
 Drift and performance rows hold statistics, never keys.
 """
 
+import copy
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,16 +29,15 @@ from psycopg2 import sql
 from psycopg2.extras import Json
 
 from pipeline.contracts import Manifest
-from pipeline.datafiles.layout import run_dir
-from pipeline.datafiles.parquet import rewrite_without
+from pipeline.datafiles.parquet import holds_any, rewrite_without
 from pipeline.datafiles.root import DataRoot
 from pipeline.errors import PipelineError
 from pipeline.logic.personal import erase_in_message, erase_values, replace_samples
 from pipeline.model.card import with_erasure
-from pipeline.reports.data_docs import render_data_docs_json
 from pipeline.reports.run_page import report_run
 from pipeline.spec import JobSpec
 from pipeline.warehouse import db
+from pipeline.warehouse.erasures import file_requests, pending_requests
 from pipeline.warehouse.jobs import lock_job
 from pipeline.warehouse.runs import refuse_if_active
 from pipeline.warehouse.snapshots import COLUMNS, SnapshotRow
@@ -55,8 +55,8 @@ class Rewrite:
     old_sha256: str
     new_sha256: str
     removed: pa.Table
-    snapshot: SnapshotRow | None = None  # the scoring.snapshots row it is the data of, or None
-    kind: str = "partition"  # training, scoring, left, partition
+    snapshot: SnapshotRow | None  # the scoring.snapshots row of its folder, or None
+    kind: str  # training, scoring, left, unrecorded snapshot, partition
 
 
 @dataclass
@@ -82,16 +82,7 @@ def request_erasure(url: str, job: str, keys: list[str], reason: str) -> list[in
         raise PipelineError(f"job {job}: an erasure needs a reason (--reason)")
     if not keys:
         raise PipelineError(f"job {job}: name at least one key to erase (--key)")
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        ids = []
-        for key in dict.fromkeys(keys):
-            cur.execute(
-                "INSERT INTO scoring.erasure_requests (job, key, reason) VALUES (%s, %s, %s)"
-                " RETURNING id",
-                (job, key, reason),
-            )
-            ids.append(cur.fetchone()[0])
-    return ids
+    return file_requests(url, job, keys, reason)
 
 
 def process_erasures(url: str, spec: JobSpec, by: str, run_id: str | None = None):
@@ -103,12 +94,7 @@ def process_erasures(url: str, spec: JobSpec, by: str, run_id: str | None = None
         lock_job(cur, job)
         if run_id is None:
             refuse_if_active(cur, job, "")
-        cur.execute(
-            "SELECT id, key, reason FROM scoring.erasure_requests"
-            " WHERE job = %s AND processed_at IS NULL ORDER BY id",
-            (job,),
-        )
-        pending = cur.fetchall()
+        pending = pending_requests(cur, job)
     if not pending:
         return None
     erasure = Erasure(job, [r[0] for r in pending], list(dict.fromkeys(r[1] for r in pending)))
@@ -147,7 +133,7 @@ def process_erasures(url: str, spec: JobSpec, by: str, run_id: str | None = None
 
 def job_parquet_files(root: DataRoot, job: str) -> list[str]:
     """Every Parquet file of the job's snapshots and run folders."""
-    folders = [root.path("snapshots", job), run_dir(root, job, "x").rsplit("/", 1)[0]]
+    folders = [root.path("snapshots", job), root.path("runs", job)]
     found = []
     for folder in folders:
         selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
@@ -172,17 +158,14 @@ def rewrite_files(url: str, root: DataRoot, spec: JobSpec, keys: set[str]) -> li
             (spec.name,),
         )
     }
-    snapshots = root.path("snapshots", spec.name)
+    snapshots = root.path("snapshots", spec.name) + "/"
     rewrites = []
     for path in job_parquet_files(root, spec.name):
-        folder, name = path.rsplit("/", 1)
-        row = recorded.get(f"{folder}/data.parquet")
-        kind = (row.kind if name == "data.parquet" else "left") if row else "partition"
-        if path.startswith(snapshots) and row is None:
-            kind = "unrecorded snapshot"
-        rewrite = rewrite_file(root, path, keys, kind == "partition")
+        row = recorded.get(path.rsplit("/", 1)[0] + "/data.parquet")
+        kind = file_kind(path, path.startswith(snapshots), row)
+        rewrite = rewrite_file(root, path, keys, kind, row)
         if rewrite is not None:
-            rewrites.append(replace(rewrite, snapshot=row, kind=kind))
+            rewrites.append(rewrite)
             log.info(
                 "erased %d row(s) from %s (%s): sha256 %s -> %s",
                 rewrite.removed.num_rows,
@@ -194,20 +177,31 @@ def rewrite_files(url: str, root: DataRoot, spec: JobSpec, keys: set[str]) -> li
     return rewrites
 
 
-def rewrite_file(root: DataRoot, path: str, keys: set[str], partition: bool) -> Rewrite | None:
+def file_kind(path: str, in_snapshots: bool, row: SnapshotRow | None) -> str:
+    """A file of the job: a recorded snapshot's data (its kind) or keys that left (`left`), a
+    snapshot file no row records, or a scored partition."""
+    if not in_snapshots:
+        return "partition"
+    if row is None:
+        return "unrecorded snapshot"
+    return row.kind if path.endswith("/data.parquet") else "left"
+
+
+def rewrite_file(
+    root: DataRoot, path: str, keys: set[str], kind: str, row: SnapshotRow | None
+) -> Rewrite | None:
     """The file rewritten in place without the rows of `keys`; None if it holds none."""
     with root.open_input(path) as src:
         parquet = pq.ParquetFile(src)
-        column = PARTITION_KEY if partition else parquet.schema_arrow.names[0]
+        column = PARTITION_KEY if kind == "partition" else parquet.schema_arrow.names[0]
         if column not in parquet.schema_arrow.names:  # a model's holdout scores: no keys
             return None
-        held = set(map(str, parquet.read(columns=[column]).column(0).to_pylist()))
-        if not held & keys:
+        if not holds_any(parquet, column, keys):
             return None
         old = root.sha256(path)
         with root.open_output(path) as sink:  # atomic: the old bytes go when the new are in
             removed = rewrite_without(parquet, sink, column, keys)
-    return Rewrite(path, old, root.sha256(path), removed)
+    return Rewrite(path, old, root.sha256(path), removed, row, kind)
 
 
 def personal_values(spec: JobSpec, files: list[Rewrite]) -> set[str]:
@@ -349,18 +343,19 @@ def redact_records(cur, job: str, erased: set[str]) -> set[str]:
         (job,),
     )
     for run_id, error in cur.fetchall():
-        if erase_in_message(error, erased) != error:
+        redacted = erase_in_message(error, erased)
+        if redacted != error:
             cur.execute(
                 "UPDATE scoring.scoring_runs SET error = %s WHERE job = %s AND run_id = %s",
-                (erase_in_message(error, erased), job, run_id),
+                (redacted, job, run_id),
             )
             touched.add(run_id)
     cur.execute("SELECT id, run_id, message FROM scoring.alerts WHERE job = %s", (job,))
     for alert_id, run_id, message in cur.fetchall():
-        if erase_in_message(message, erased) != message:
+        redacted = erase_in_message(message, erased)
+        if redacted != message:
             cur.execute(
-                "UPDATE scoring.alerts SET message = %s WHERE id = %s",
-                (erase_in_message(message, erased), alert_id),
+                "UPDATE scoring.alerts SET message = %s WHERE id = %s", (redacted, alert_id)
             )
             touched |= {run_id} - {None}
     return touched
@@ -374,13 +369,17 @@ def redact_data_docs(url: str, root: DataRoot, job: str, erased: set[str]) -> in
         "SELECT run_id, result_uri, docs_uri FROM scoring.validation_results WHERE job = %s",
         (job,),
     )
+    # GX takes seconds to import: only when pages are rewritten (prune and retire, in the same
+    # CLI module, do not pay it)
+    from pipeline.reports.data_docs import render_data_docs_json
+
     rewritten = 0
     for row in rows:
         path = root.path_of(row["result_uri"])
         if not root.exists(path):
             continue
         result = root.read_json(path)
-        redacted = replace_samples(root.read_json(path), erase_values(erased))
+        redacted = replace_samples(copy.deepcopy(result), erase_values(erased))
         if redacted == result:
             continue
         root.write_json(path, redacted)
@@ -392,14 +391,3 @@ def redact_data_docs(url: str, root: DataRoot, job: str, erased: set[str]) -> in
             root.write_bytes(root.path_of(row["docs_uri"]), page.encode())
         rewritten += 1
     return rewritten
-
-
-def erasures_of(url: str, job: str, snapshot_ids: list[int | None]) -> list[dict]:
-    """The erasures recorded for these snapshots, oldest first."""
-    return db.fetch_all(
-        url,
-        "SELECT snapshot_id, kind, old_sha256, new_sha256, rows_removed, request_ids, reason,"
-        " erased_at FROM scoring.erasures WHERE job = %s AND snapshot_id = ANY(%s)"
-        " ORDER BY erased_at, id",
-        (job, [i for i in snapshot_ids if i is not None]),
-    )

@@ -20,10 +20,10 @@ from pipeline.provenance import features_sha256
 from pipeline.reports.run_page import report_run
 from pipeline.spec import JobSpec, load_spec
 from pipeline.spec.names import KINDS
-from pipeline.stages.erasure import process_erasures
 from pipeline.validation.suites import read_suite
 from pipeline.warehouse import db, models, runs
 from pipeline.warehouse.alerts import AlertRow, alerts_since
+from pipeline.warehouse.erasures import has_pending_requests
 from pipeline.warehouse.jobs import ensure_job_objects, lock_job
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,11 @@ def start_run(ctx: Context) -> Run:
         runs.end_dead_runs(cur, spec.name, run.run_id)
         runs.refuse_if_active(cur, spec.name, run.run_id)
         runs.record_start(cur, run)
-    process_erasures(ctx.url, spec, by=f"run {run.run_id}", run_id=run.run_id)
+    if has_pending_requests(ctx.url, spec.name):
+        # erasure imports pandas (the model card) and Parquet: only for a run with requests
+        from pipeline.stages.erasure import process_erasures
+
+        process_erasures(ctx.url, spec, by=f"run {run.run_id}", run_id=run.run_id)
     removed = DataRoot().remove_incoming("snapshots", spec.name)
     if removed:
         log.info("removed %d unfinished snapshot file(s) of dead runs: %s", len(removed), removed)

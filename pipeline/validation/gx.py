@@ -27,7 +27,11 @@ pandas_execution_engine.HASH_THRESHOLD = 0
 
 def columns_read(expectation) -> tuple[str, ...]:
     """The columns an expectation reads; none for table-level ones (row count, column set)."""
-    kwargs = expectation.configuration.kwargs
+    return columns_named(expectation.configuration.kwargs)
+
+
+def columns_named(kwargs: dict) -> tuple[str, ...]:
+    """The columns an expectation's kwargs name."""
     names = [kwargs[k] for k in ("column", "column_A", "column_B") if kwargs.get(k)]
     names += kwargs.get("column_list") or []
     return tuple(dict.fromkeys(names))
@@ -138,9 +142,7 @@ def conceal_samples(result, personal: frozenset[str]) -> None:
     tokens, never the values."""
     for each in result.results:
         config = each.expectation_config
-        kwargs = config.kwargs if config is not None else {}
-        names = {kwargs.get(k) for k in ("column", "column_A", "column_B")}
-        if personal & (names | set(kwargs.get("column_list") or [])):
+        if config is not None and personal & set(columns_named(config.kwargs)):
             replace_samples(each.result or {}, mask)
 
 
