@@ -61,15 +61,20 @@ SCORE_SCALE = 1e9  # checksums compare scores rounded to 1e-9
 KEY_MODULUS = 9973  # ties scores to keys; a batch of up to 900k rows stays within int64
 
 
-def write_bench_job(folder: Path, rows: int, incremental: bool = False) -> Path:
+def write_bench_job(
+    folder: Path, rows: int, incremental: bool = False, chunk_rows: int | None = None
+) -> Path:
     """The demo churn job, renamed, reading `bench.customers_<rows>`, as a spec file in `folder`
     beside a copy of its suites (`folder/expectations`); returns the spec's path. Incremental:
-    in `scoring.mode: incremental`, reading a copy, `bench.incremental_<rows>`, it may change."""
+    in `scoring.mode: incremental`, reading a copy, `bench.incremental_<rows>`, it may change.
+    `chunk_rows`: its `validation.chunk_rows`, if given."""
     base = find_spec(BASE_JOB, jobs_dir()).model_dump(mode="json")
     table = f"{SCHEMA}.incremental_{rows}" if incremental else bench_table(rows)
     spec = {**base, "name": JOB, "source": {**base["source"], "table": table}}
     if incremental:
         spec["scoring"] = {**spec["scoring"], "mode": "incremental"}
+    if chunk_rows:
+        spec["validation"] = {**spec.get("validation", {}), "chunk_rows": chunk_rows}
     path = folder / f"{JOB}-{rows}{'-incremental' if incremental else ''}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     suites = folder / "expectations" / JOB
@@ -743,9 +748,12 @@ def bench_sizes(
     return report
 
 
-def stage_profile(url: str, sizes: list[int], train_rows: int) -> dict[int, dict]:
+def stage_profile(
+    url: str, sizes: list[int], train_rows: int, chunk_rows: int | None = None
+) -> dict[int, dict]:
     """Size -> every stage's seconds and peak RSS in a whole run (`ours`, one worker), and
-    nothing else: what the memory test compares between sizes."""
+    nothing else: what the memory test compares between sizes (`chunk_rows`: the job's
+    `validation.chunk_rows`)."""
     migrate(url)
     for rows in sorted({train_rows, *sizes}):
         ensure_table(url, rows)
@@ -759,7 +767,7 @@ def stage_profile(url: str, sizes: list[int], train_rows: int) -> dict[int, dict
                 "rows": rows,
                 "model": model,
                 "workers": 1,
-                "spec_path": str(write_bench_job(folder, rows)),
+                "spec_path": str(write_bench_job(folder, rows, chunk_rows=chunk_rows)),
                 "expectations_dir": str(folder / "expectations"),
             }
             result = run_arm("ours", config)

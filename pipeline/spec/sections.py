@@ -348,12 +348,21 @@ class Monitoring(Strict):
 
 
 class Checks(Strict):
-    """Checks the pipeline makes on every snapshot besides the job's suites."""
+    """How every snapshot is checked: the checks the pipeline makes besides the job's suites,
+    and how the suites are run."""
 
     all_null_features: Literal["warning", "critical"] = Field(
         "warning",
         description="the severity of rows whose feature columns are all NULL (the model "
         "scores them all the same): `warning` reports them, `critical` stops the run",
+    )
+    chunk_rows: int = Field(
+        1_000_000,
+        ge=1_000,
+        description="rows Great Expectations validates at once with the row-wise expectations "
+        "(nulls, ranges, sets, patterns, the key's uniqueness): bounds validation's memory, "
+        "whatever the table's size. The others (means, distinct counts, a non-key column's "
+        "uniqueness) read their columns whole",
     )
 
 

@@ -78,7 +78,14 @@ def validate_snapshot(url: str, spec: JobSpec, manifest: Manifest, run_id: str, 
     started = time.perf_counter()
     kind = manifest.kind
     with open_snapshot(manifest) as parquet:
-        result = run_suite(suite, parquet, suite_parameters(url, manifest), manifest.table_rows)
+        result = run_suite(
+            suite,
+            parquet,
+            suite_parameters(url, manifest),
+            manifest.table_rows,
+            key=spec.source.key,
+            chunk_rows=spec.validation.chunk_rows,
+        )
         conceal_samples(result, spec.personal)
         nan = nan_failures(spec, parquet)
         no_features = all_null_features_failure(spec, manifest, parquet)
