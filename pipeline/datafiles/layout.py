@@ -53,6 +53,11 @@ def predictions_dir(root: DataRoot, job: str, run_id: str) -> str:
     return f"{run_dir(root, job, run_id)}/predictions"
 
 
+def eligible_path(root: DataRoot, job: str, run_id: str) -> str:
+    """The keys a run scored that had no label at its as_of (realised performance's)."""
+    return f"{run_dir(root, job, run_id)}/eligible.parquet"
+
+
 def partition_path(root: DataRoot, job: str, run_id: str, index: int) -> str:
     return f"{predictions_dir(root, job, run_id)}/part-{index:05d}.parquet"
 

@@ -176,16 +176,16 @@ def stored_predictions(url: str, spec: JobSpec, run_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["key", "score", "label", "probabilities"])
 
 
-def late_labelled_predictions(url: str, spec: JobSpec, run_id: str, known: pa.Array) -> list:
-    """The run's predictions whose key has a label in the source now but had none at the run's
-    as_of (`known`: the keys labelled then): (key, score, label, probabilities, truth) rows.
-    The known keys go to a temporary table, so only the late-labelled rows leave the server."""
+def late_labelled_predictions(url: str, spec: JobSpec, run_id: str, eligible: pa.Array) -> list:
+    """The run's predictions of the `eligible` keys (those unlabelled at the run's as_of) whose
+    key has a label in the source now: (key, score, label, probabilities, truth) rows. The
+    eligible keys go to a temporary table, joined with the run's rows by their primary key, so
+    only those rows are read and only the late-labelled ones leave the server."""
     predictions = db.scoring_ident(spec.predictions_table)
     query = sql.SQL(
         "SELECT p.key, p.score, p.label, p.probabilities, s.{target} AS truth"
-        " FROM {predictions} AS p JOIN {source} AS s ON s.{key} = p.key"
-        " WHERE p.run_id = %s AND s.{target} IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM known_keys AS k WHERE k.key = p.key)"
+        " FROM eligible_keys AS e JOIN {predictions} AS p ON p.run_id = %s AND p.key = e.key"
+        " JOIN {source} AS s ON s.{key} = p.key WHERE s.{target} IS NOT NULL"
     ).format(
         target=sql.Identifier(spec.target),
         predictions=predictions,
@@ -193,16 +193,16 @@ def late_labelled_predictions(url: str, spec: JobSpec, run_id: str, known: pa.Ar
         key=sql.Identifier(spec.source.key),
     )
     buffer = io.BytesIO()
-    pacsv.write_csv(pa.table({"key": known}), buffer, pacsv.WriteOptions(include_header=False))
+    pacsv.write_csv(pa.table({"key": eligible}), buffer, pacsv.WriteOptions(include_header=False))
     buffer.seek(0)
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute(
             sql.SQL(
-                "CREATE TEMP TABLE known_keys ON COMMIT DROP AS SELECT key FROM {} LIMIT 0"
+                "CREATE TEMP TABLE eligible_keys ON COMMIT DROP AS SELECT key FROM {} LIMIT 0"
             ).format(predictions)
         )
-        cur.copy_expert("COPY known_keys (key) FROM STDIN WITH (FORMAT csv)", buffer)
-        cur.execute("ANALYZE known_keys")
+        cur.copy_expert("COPY eligible_keys (key) FROM STDIN WITH (FORMAT csv)", buffer)
+        cur.execute("ANALYZE eligible_keys")
         cur.execute(query, (run_id,))
         return cur.fetchall()
 

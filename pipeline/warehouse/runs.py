@@ -384,7 +384,8 @@ def kept_published_runs(url: str, job: str) -> list[dict]:
     return db.fetch_all(
         url,
         "SELECT r.run_id, r.as_of, r.model_version, r.rows_scored, r.training_snapshot_id,"
-        " m.metrics AS holdout FROM scoring.scoring_runs AS r JOIN scoring.model_versions AS m"
+        " r.scoring_snapshot_id, m.metrics AS holdout"
+        " FROM scoring.scoring_runs AS r JOIN scoring.model_versions AS m"
         " ON m.job = r.job AND m.version = r.model_version"
         " WHERE r.job = %s AND r.status = 'published' AND r.predictions_pruned_at IS NULL"
         " ORDER BY r.as_of",

@@ -5,11 +5,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
 from helpers import query, run_stages
+from pipeline.datafiles.layout import eligible_path
+from pipeline.datafiles.root import DataRoot
 from pipeline.errors import DataValidationError
 from pipeline.local.demo_data import demo_as_of, seed_table
 from pipeline.monitoring.performance import measure_performance
@@ -175,6 +178,19 @@ def test_realised_performance_is_the_hand_computation_over_late_labels_only(ware
         value, labelled, trusted = stored[metric]
         assert value == pytest.approx(expected, rel=1e-9), metric
         assert labelled == 500 and trusted  # the 500 late labels; person 1's is not counted
+    # the keys unlabelled at as_of were worked out once, and are kept beside the run: a later
+    # night judges it by them, without reading its snapshots again
+    root = DataRoot()
+    with root.open_input(eligible_path(root, "people", "run-1")) as source:
+        assert pq.read_table(source).column("key").to_pylist() == list(range(4, 2001, 4))
+    root.discard(root.path("snapshots", "people"))
+    measure_performance(warehouse, spec)
+    again = query(
+        warehouse,
+        "SELECT metric, value, labelled, trusted FROM scoring.model_performance"
+        " WHERE run_id = 'run-1'",
+    )
+    assert {metric: tuple(rest) for metric, *rest in again} == stored
     holdout = query(
         warehouse,
         "SELECT holdout FROM scoring.model_performance WHERE metric = 'roc_auc'",
