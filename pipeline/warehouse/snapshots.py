@@ -139,12 +139,13 @@ def snapshots_of_run(
 
 def previous_row_count(url: str, job: str, kind: str, as_of: str) -> int | None:
     """The row count of the table in the job's newest snapshot of `kind` before `as_of` (for a
-    change snapshot, the whole table's, which its manifest records)."""
+    change snapshot, the whole table's, which its manifest records); of several with that
+    as_of (the table changed under old timestamps), the last one taken."""
     row = db.fetch_one(
         url,
         "SELECT coalesce((manifest->'change'->>'table_rows')::bigint, row_count) AS row_count"
         " FROM scoring.snapshots WHERE job = %s AND kind = %s AND as_of < %s"
-        " ORDER BY as_of DESC LIMIT 1",
+        " ORDER BY as_of DESC, id DESC LIMIT 1",
         (job, kind, as_of),
     )
     return row["row_count"] if row else None
