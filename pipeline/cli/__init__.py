@@ -1,10 +1,10 @@
 """Command line: `python -m pipeline <command>`; `python -m pipeline --help` lists them.
 
 The commands live in this package's modules by concern: `jobs` (migrate, check, run,
-suggest-expectations), `demo` (seed, demo), `inspect` (runs, lineage, reproduce, performance),
-`maintain` (prune, retire) and `local` (airflow, stop-airflow, psql, stop-db). The parser names
-each by "module:function" and imports only the one that runs, so `--help` or `runs` does not
-load pandas, scikit-learn and Great Expectations.
+suggest-expectations), `demo` (seed, demo), `inspect` (runs, lineage, reproduce, performance,
+audit), `maintain` (prune, erase, retire) and `local` (airflow, stop-airflow, psql, stop-db).
+The parser names each by "module:function" and imports only the one that runs, so `--help` or
+`runs` does not load pandas, scikit-learn and Great Expectations.
 """
 
 import argparse
@@ -110,6 +110,15 @@ def parser() -> argparse.ArgumentParser:
         "realised performance: each published run judged on the labels that arrived since",
     )
     c.add_argument("job")
+    c = command(
+        "audit",
+        "inspect:cmd_audit",
+        "write a model version's audit dossier: its data, validation, gate decision, runs, "
+        "realised performance and model card, from the stored records (HTML and JSON)",
+    )
+    c.add_argument("job")
+    c.add_argument("--version", type=int, help="the model version (default: the champion)")
+    c.add_argument("--out", default=".", help="the folder to write into (default: here)")
     c = command(
         "prune",
         "maintain:cmd_prune",

@@ -1,10 +1,14 @@
-"""Commands that look back at runs: runs, lineage, reproduce, performance."""
+"""Commands that look back at runs and models: runs, lineage, reproduce, performance, audit."""
+
+from pathlib import Path
 
 from pipeline import config
 from pipeline.cli.connect import migrated_warehouse
+from pipeline.contracts import dumps
 from pipeline.maintenance.lineage import format_lineage, key_lineage
 from pipeline.maintenance.reproduce import reproduce_run
 from pipeline.monitoring.performance import measure_performance
+from pipeline.reports.dossier import gather_dossier
 from pipeline.spec import find_spec
 from pipeline.warehouse.monitoring import performance_of_job
 from pipeline.warehouse.runs import list_runs
@@ -91,3 +95,17 @@ def cmd_performance(args) -> int:
     for alert in alerts:
         print(f"PERFORMANCE ALERT: {alert.message}")
     return 1 if alerts else 0
+
+
+def cmd_audit(args) -> int:
+    """Write a model version's audit dossier (HTML, and JSON beside it) into --out."""
+    spec = find_spec(args.job, config.jobs_dir())
+    dossier = gather_dossier(migrated_warehouse(), spec.name, args.version)
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{spec.name}-v{dossier.facts['version']}-audit"
+    page, facts = folder / f"{name}.html", folder / f"{name}.json"
+    page.write_text(dossier.html)
+    facts.write_text(dumps(dossier.facts, indent=2, sort_keys=True) + "\n")
+    print(f"{spec.name} v{dossier.facts['version']}: audit dossier {page} (facts: {facts})")
+    return 0

@@ -85,12 +85,13 @@ def table(
     row_classes: Sequence[str] | None = None,
 ) -> str:
     """An HTML table; cells are HTML already (escape data before), `numeric` column indexes
-    are right-aligned."""
+    are right-aligned; no header row when every header is empty."""
     cap = f'<caption class="note">{esc(caption)}</caption>' if caption else ""
     head = "".join(
         f'<th scope="col"{" class=num" if i in numeric else ""}>{esc(h)}</th>'
         for i, h in enumerate(headers)
     )
+    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
     body = "".join(
         (f'<tr class="{esc(row_classes[r])}">' if row_classes else "<tr>")
         + "".join(
@@ -99,7 +100,7 @@ def table(
         + "</tr>"
         for r, row in enumerate(rows)
     )
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{cap}{thead}<tbody>{body}</tbody></table>"
 
 
 def badge(text: str, kind: str | None = None) -> str:

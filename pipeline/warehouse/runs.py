@@ -378,6 +378,17 @@ def recent_runs(url: str, job: str, limit: int) -> list[RunRow]:
     )
 
 
+def runs_of_model(url: str, job: str, version: int) -> list[RunRow]:
+    """Every run that scored with one model version, oldest cut-off first."""
+    return db.fetch_rows(
+        url,
+        RunRow,
+        "SELECT * FROM scoring.scoring_runs WHERE job = %s AND model_version = %s"
+        " ORDER BY as_of, started_at",
+        (job, version),
+    )
+
+
 def kept_published_runs(url: str, job: str) -> list[dict]:
     """Published runs whose predictions are kept, oldest first, with their model's holdout
     metrics (`holdout`): the runs realised performance judges."""
