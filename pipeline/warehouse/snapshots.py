@@ -145,7 +145,7 @@ def previous_row_count(url: str, job: str, kind: str, as_of: str) -> int | None:
         url,
         "SELECT coalesce((manifest->'change'->>'table_rows')::bigint, row_count) AS row_count"
         " FROM scoring.snapshots WHERE job = %s AND kind = %s AND as_of < %s"
-        " ORDER BY as_of DESC, id DESC LIMIT 1",
+        " ORDER BY as_of DESC, created_at DESC LIMIT 1",
         (job, kind, as_of),
     )
     return row["row_count"] if row else None
