@@ -76,15 +76,17 @@ def nan_failures(spec: JobSpec, parquet) -> list[dict]:
     """A warning per numeric feature holding NaN: not a missing value but a broken computation.
 
     pandas (and so GX) cannot tell NaN from NULL; Arrow can, so this check reads the snapshot,
-    one column at a time.
+    one column of one row group at a time.
     """
     out = []
     schema = parquet.schema_arrow
     for column in spec.features.numeric:
         if column not in schema.names or not pa.types.is_floating(schema.field(column).type):
             continue
-        values = parquet.read(columns=[column]).column(column)
-        count = pc.sum(pc.is_nan(values)).as_py() or 0
+        count = sum(
+            pc.sum(pc.is_nan(parquet.read_row_group(g, columns=[column]).column(0))).as_py() or 0
+            for g in range(parquet.metadata.num_row_groups)
+        )
         if count:
             out.append(
                 {
@@ -106,9 +108,8 @@ def all_null_features_failure(spec: JobSpec, manifest: Manifest, parquet) -> lis
     """Rows whose features are all NULL: the model sees nothing of them and scores them all the
     same. Severity `validation.all_null_features` of the spec (warning by default).
 
-    Counted with Arrow, one feature column at a time (a boolean mask of the rows still all
-    NULL is all that is kept); a feature without any NULL in the file's statistics means no
-    such row, without reading anything.
+    Counted with Arrow, one row group at a time; a feature without any NULL in the file's
+    statistics means no such row, without reading anything.
     """
     features = [c for c in spec.features.all if c in parquet.schema_arrow.names]
     rows = parquet.metadata.num_rows
@@ -116,19 +117,24 @@ def all_null_features_failure(spec: JobSpec, manifest: Manifest, parquet) -> lis
         return []  # a missing feature column is for its suite's expect_column_to_exist to report
     if any(null_count(parquet, column) == 0 for column in features):
         return []
-    all_null = None
-    for column in features:
-        nulls = pc.is_null(parquet.read(columns=[column]).column(column))
-        all_null = nulls if all_null is None else pc.and_(all_null, nulls)
-        if not pc.any(all_null).as_py():
-            return []
-    count = pc.sum(all_null).as_py() or 0
+    key = spec.source.key
+    count = 0
+    sampled: list = []  # the first keys of such rows, in row order
+    for group in range(parquet.metadata.num_row_groups):
+        table = parquet.read_row_group(group, columns=list(dict.fromkeys([*features, key])))
+        all_null = table.column(features[0]).is_null()
+        for column in features[1:]:
+            all_null = pc.and_(all_null, table.column(column).is_null())
+        found = pc.sum(all_null).as_py() or 0
+        count += found
+        if found and len(sampled) < SAMPLE_VALUES:
+            sampled += pc.filter(table.column(key), all_null).to_pylist()[
+                : SAMPLE_VALUES - len(sampled)
+            ]
     if not count:
         return []
-    key = spec.source.key
-    keys = pc.filter(parquet.read(columns=[key]).column(key), all_null)
     shown = mask if key in spec.personal else plain_json
-    samples = [shown(k) for k in keys.slice(0, SAMPLE_VALUES).to_pylist()]
+    samples = [shown(k) for k in sampled]
     share = count / rows
     return [
         {

@@ -179,13 +179,17 @@ def stored_predictions(url: str, spec: JobSpec, run_id: str) -> pd.DataFrame:
 def late_labelled_predictions(url: str, spec: JobSpec, run_id: str, eligible: pa.Array) -> list:
     """The run's predictions of the `eligible` keys (those unlabelled at the run's as_of) whose
     key has a label in the source now: (key, score, label, probabilities, truth) rows. The
-    eligible keys go to a temporary table, joined with the run's rows by their primary key, so
-    only those rows are read and only the late-labelled ones leave the server."""
+    eligible keys go to a temporary table; the labelled ones among them are found first (one
+    pass of the source) and only their rows of the run are read: joining the run's rows first
+    hashed all of them (10M rows: 24 s instead of 7 s when the run's statistics are not yet
+    analysed)."""
     predictions = db.scoring_ident(spec.predictions_table)
     query = sql.SQL(
-        "SELECT p.key, p.score, p.label, p.probabilities, s.{target} AS truth"
-        " FROM eligible_keys AS e JOIN {predictions} AS p ON p.run_id = %s AND p.key = e.key"
-        " JOIN {source} AS s ON s.{key} = p.key WHERE s.{target} IS NOT NULL"
+        "WITH labelled AS MATERIALIZED (SELECT e.key, s.{target} AS truth"
+        " FROM eligible_keys AS e JOIN {source} AS s ON s.{key} = e.key"
+        " WHERE s.{target} IS NOT NULL)"
+        " SELECT p.key, p.score, p.label, p.probabilities, l.truth"
+        " FROM labelled AS l JOIN {predictions} AS p ON p.run_id = %s AND p.key = l.key"
     ).format(
         target=sql.Identifier(spec.target),
         predictions=predictions,

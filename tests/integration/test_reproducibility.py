@@ -18,6 +18,7 @@ from pipeline.spec import load_spec
 from pipeline.stages import train as candidate
 from pipeline.stages.snapshot import take_snapshot
 from pipeline.warehouse import models
+from pipeline.warehouse.snapshots import previous_row_count
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +54,25 @@ def test_snapshot_excludes_rows_updated_after_as_of_and_repeats_its_hash(deliver
     again = take_snapshot(spec, "scoring", CUTOFF, url)
     assert again.sha256 == later.sha256
     assert again.uri == later.uri
+
+
+def test_a_row_count_is_compared_with_the_last_snapshot_taken_at_its_as_of(deliveries):
+    url, spec = deliveries
+    next_night = (CUTOFF + timedelta(days=1)).isoformat()
+    first = take_snapshot(spec, "scoring", CUTOFF, url)
+    query(
+        url,
+        "CREATE TABLE demo.kept AS SELECT * FROM demo.deliveries WHERE delivery_id % 2 = 0;"
+        " DELETE FROM demo.deliveries WHERE delivery_id % 2 = 0",
+    )
+    halved = take_snapshot(spec, "scoring", CUTOFF, url)  # changed under old timestamps
+    assert halved.row_count < first.row_count
+    assert previous_row_count(url, spec.name, "scoring", next_night) == halved.row_count
+
+    query(url, "INSERT INTO demo.deliveries SELECT * FROM demo.kept; DROP TABLE demo.kept")
+    again = take_snapshot(spec, "scoring", CUTOFF, url)  # the first content: its row, its id
+    assert (again.sha256, again.snapshot_id) == (first.sha256, first.snapshot_id)
+    assert previous_row_count(url, spec.name, "scoring", next_night) == first.row_count
 
 
 def test_reproduce_is_exact_after_the_source_table_changed(deliveries):
