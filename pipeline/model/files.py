@@ -87,17 +87,22 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def companion_path(root: DataRoot, artifact_uri: str, name: str) -> str:
+    """Where a file written beside a model's artifact (one of `COMPANIONS`) is."""
+    return f"{root.path_of(artifact_uri).rsplit('/', 1)[0]}/{name}"
+
+
 def stored_holdout_scores(artifact_uri: str) -> np.ndarray | None:
     """The scores a model gave its holdout when it was fitted, read from beside its artifact
     and checked against the sha256 its metadata.json recorded; None for a model saved without
     them (before they were kept) or whose file does not match."""
     root = DataRoot()
-    folder = root.path_of(artifact_uri).rsplit("/", 1)[0]
     metadata_json, _, scores_file = COMPANIONS
-    path = f"{folder}/{scores_file}"
-    if not (root.exists(path) and root.exists(f"{folder}/{metadata_json}")):
+    path = companion_path(root, artifact_uri, scores_file)
+    metadata = companion_path(root, artifact_uri, metadata_json)
+    if not (root.exists(path) and root.exists(metadata)):
         return None
-    recorded = root.read_json(f"{folder}/{metadata_json}").get("holdout_scores") or {}
+    recorded = root.read_json(metadata).get("holdout_scores") or {}
     payload = root.read_bytes(path)
     if hashlib.sha256(payload).hexdigest() != recorded.get("sha256"):
         return None

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pipeline.contracts import plain_json
 from pipeline.datafiles.root import DataRoot
 from pipeline.errors import PipelineError
-from pipeline.model.files import COMPANIONS
+from pipeline.model.files import COMPANIONS, companion_path
 from pipeline.reports.html import (
     badge,
     esc,
@@ -143,8 +143,7 @@ def run_facts(run: RunRow) -> dict:
 def model_card(model: ModelVersion) -> str | None:
     """MODEL_CARD.md beside the artifact, None if it is gone."""
     root = DataRoot()
-    folder = root.path_of(model.artifact_uri).rsplit("/", 1)[0]
-    path = f"{folder}/{COMPANIONS[1]}"
+    path = companion_path(root, model.artifact_uri, COMPANIONS[1])
     return root.read_bytes(path).decode() if root.exists(path) else None
 
 

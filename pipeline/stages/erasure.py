@@ -34,6 +34,7 @@ from pipeline.datafiles.root import DataRoot
 from pipeline.errors import PipelineError
 from pipeline.logic.personal import erase_in_message, erase_values, replace_samples
 from pipeline.model.card import with_erasure
+from pipeline.model.files import COMPANIONS, companion_path
 from pipeline.reports.run_page import report_run
 from pipeline.spec import JobSpec
 from pipeline.warehouse import db
@@ -304,7 +305,7 @@ def flag_models(cur, root: DataRoot, erasure: Erasure) -> list[int]:
             (rewrite.removed.num_rows, erasure.job, rewrite.snapshot.id, rewrite.old_sha256),
         )
         for version, artifact_uri, rows, when in cur.fetchall():
-            card = root.path_of(artifact_uri).rsplit("/", 1)[0] + "/MODEL_CARD.md"
+            card = companion_path(root, artifact_uri, COMPANIONS[1])
             if root.exists(card):
                 text = root.read_bytes(card).decode()
                 root.write_bytes(card, with_erasure(text, rows, when).encode())

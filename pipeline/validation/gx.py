@@ -101,8 +101,15 @@ def column_frame(parquet, columns: tuple[str, ...]) -> pd.DataFrame:
     as pandas' nullable booleans, which a null does not turn into Python objects (the null
     checks on an object column cost a tenth of a second per million rows each).
     """
-    present = [c for c in columns if c in parquet.schema_arrow.names]
-    table = parquet.read(columns=present)
+    return as_frame(parquet.read(columns=present_columns(parquet, columns)))
+
+
+def present_columns(parquet, columns: tuple[str, ...]) -> list[str]:
+    return [c for c in columns if c in parquet.schema_arrow.names]
+
+
+def as_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow to pandas as GX is given it: text as categoricals, booleans nullable."""
     return table.to_pandas(strings_to_categorical=True, types_mapper=NULLABLE_BOOL.get)
 
 
@@ -117,17 +124,16 @@ def chunk_frames(parquet, columns: tuple[str, ...], chunk_rows: int) -> Iterator
     """The snapshot's `columns` (`column_frame`), whole row groups at a time, each chunk at
     least `chunk_rows` rows (but the last) and indexed by row number in the snapshot, as GX
     numbers the rows it samples."""
-    present = [c for c in columns if c in parquet.schema_arrow.names]
-    meta, groups, start = parquet.metadata, [], 0
+    present = present_columns(parquet, columns)
+    meta, groups, start, rows = parquet.metadata, [], 0, 0
     for group in range(meta.num_row_groups):
         groups.append(group)
-        rows = sum(meta.row_group(g).num_rows for g in groups)
+        rows += meta.row_group(group).num_rows
         if rows >= chunk_rows or group == meta.num_row_groups - 1:
-            table = parquet.read_row_groups(groups, columns=present)
-            frame = table.to_pandas(strings_to_categorical=True, types_mapper=NULLABLE_BOOL.get)
+            frame = as_frame(parquet.read_row_groups(groups, columns=present))
             frame.index = pd.RangeIndex(start, start + rows)
             yield frame
-            start, groups = start + rows, []
+            start, groups, rows = start + rows, [], 0
 
 
 def run_suite(
@@ -140,7 +146,7 @@ def run_suite(
 ):
     """Validate the snapshot with GX, as one suite result in the suite's order: one column
     group at a time, each frame holding only the columns its expectations read, row-wise
-    expectations (`by_chunks`; `key`: the snapshot's key column) `chunk_rows` rows at a time.
+    expectations (`chunkable`; `key`: the snapshot's key column) `chunk_rows` rows at a time.
     Table-level expectations (row count, columns) see `table_rows` rows: the whole table's
     count for a change snapshot."""
     table_rows = parquet.metadata.num_rows if table_rows is None else table_rows
