@@ -2,7 +2,8 @@
 
 The commands live in this package's modules by concern: `jobs` (migrate, check, run,
 suggest-expectations), `demo` (seed, demo), `inspect` (runs, lineage, reproduce, performance,
-audit), `maintain` (prune, erase, retire) and `local` (airflow, stop-airflow, psql, stop-db).
+audit, approvals), `maintain` (prune, erase, retire) and `local` (airflow, stop-airflow, psql,
+stop-db).
 The parser names each by "module:function" and imports only the one that runs, so `--help` or
 `runs` does not load pandas, scikit-learn and Great Expectations.
 """
@@ -119,6 +120,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("job")
     c.add_argument("--version", type=int, help="the model version (default: the champion)")
     c.add_argument("--out", default=".", help="the folder to write into (default: here)")
+    c = command(
+        "approvals",
+        "inspect:cmd_approvals",
+        "the model versions waiting for a person's approval (governance.approval), with why",
+    )
+    c.add_argument("job", nargs="?", help="one job (default: every job)")
     c = command(
         "prune",
         "maintain:cmd_prune",

@@ -1,4 +1,5 @@
-"""Commands that look back at runs and models: runs, lineage, reproduce, performance, audit."""
+"""Commands that look back at runs and models: runs, lineage, reproduce, performance, audit,
+approvals."""
 
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from pipeline.maintenance.reproduce import reproduce_run
 from pipeline.monitoring.performance import measure_performance
 from pipeline.reports.dossier import gather_dossier
 from pipeline.spec import find_spec
+from pipeline.warehouse.models import awaiting_approval
 from pipeline.warehouse.monitoring import performance_of_job
 from pipeline.warehouse.runs import list_runs
 
@@ -108,4 +110,26 @@ def cmd_audit(args) -> int:
     page.write_text(dossier.html)
     facts.write_text(dumps(dossier.facts, indent=2, sort_keys=True) + "\n")
     print(f"{spec.name} v{dossier.facts['version']}: audit dossier {page} (facts: {facts})")
+    return 0
+
+
+def cmd_approvals(args) -> int:
+    """The versions waiting for a person's approval, oldest first."""
+    job = find_spec(args.job, config.jobs_dir()).name if args.job else None
+    waiting = awaiting_approval(migrated_warehouse(), job)
+    if not waiting:
+        print(f"{job or 'no job'}: nothing awaits approval" if job else "nothing awaits approval")
+    for version in waiting:
+        request = version.approval or {}
+        asked = request.get("requested_at")
+        where = (
+            f"asked {asked[:16]}, answer by {request.get('deadline', '?')[:16]} on Airflow's "
+            f"Required Actions page (DAG {version.job}_approval)"
+            if asked
+            else f"not asked yet: trigger the DAG {version.job}_approval"
+        )
+        print(
+            f"{version.job} v{version.version} (run {version.run_id}): "
+            f"{'; '.join(request.get('conditions', []))}\n    {where}"
+        )
     return 0

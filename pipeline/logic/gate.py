@@ -8,7 +8,7 @@ def beats(spec: JobSpec, candidate: dict, champion: dict) -> tuple[bool, str]:
     must do strictly better, and by at least `model.promotion_margin`."""
     metric, margin = spec.primary_metric, spec.model.promotion_margin
     new, old = candidate[metric], champion[metric]
-    gain = (old - new) if metric in LOWER_IS_BETTER else (new - old)
+    gain = gain_of(spec, candidate, champion)
     direction = "lower" if metric in LOWER_IS_BETTER else "higher"
     verdict = gain >= margin and gain > 0
     if verdict:
@@ -19,3 +19,10 @@ def beats(spec: JobSpec, candidate: dict, champion: dict) -> tuple[bool, str]:
         judged = f"gain {gain:+.5f} is below the margin {margin}"
     reason = f"{metric} {new:.5f} vs champion {old:.5f} ({direction} is better): {judged}"
     return verdict, reason
+
+
+def gain_of(spec: JobSpec, candidate: dict, champion: dict) -> float:
+    """How much better the candidate is on the primary metric (negative: worse)."""
+    metric = spec.primary_metric
+    new, old = candidate[metric], champion[metric]
+    return (old - new) if metric in LOWER_IS_BETTER else (new - old)

@@ -27,11 +27,13 @@ def register_candidate(
     candidate: Candidate,
     champion_metrics: dict | None,
     champion: ModelVersion | None,
-    promote: bool,
+    status: str,
     reason: str,
     forced: bool,
+    approval: dict | None = None,
 ) -> Decision:
-    """Copy the candidate to models/<job>/vNNNN and record it; promote it if the gate said so.
+    """Copy the candidate to models/<job>/vNNNN and record it with the gate's `status`:
+    champion (promoted), rejected, or awaiting_approval (with its request, `approval`).
 
     Re-running the same run replaces its own version row instead of adding another.
     """
@@ -39,7 +41,7 @@ def register_candidate(
     with db.transaction(url) as conn, conn.cursor() as cur:
         lock_job(cur, spec.name)
         version, status_before = models.version_for_run(cur, spec.name, run_id)
-        if status_before == "champion" and not promote:
+        if status_before == "champion" and status != "champion":
             raise PipelineError(
                 f"job {spec.name}: run {run_id} already registered version {version} as "
                 "champion; a re-run cannot demote it"
@@ -51,7 +53,6 @@ def register_candidate(
         artifact_uri = root.uri(f"{folder}/{ARTIFACT}")
         if root.sha256(f"{folder}/{ARTIFACT}") != candidate.artifact_sha256:
             raise ModelIntegrityError(f"copy of the candidate to {artifact_uri} is corrupt")
-        status = "champion" if promote else "rejected"
         models.write_version(
             cur,
             {
@@ -73,7 +74,8 @@ def register_candidate(
                 "forced": forced,
                 "code_version": code_version(),
                 "library_versions": library_versions(),
-                "promoted_at": datetime.now(UTC) if promote else None,
+                "promoted_at": datetime.now(UTC) if status == "champion" else None,
+                "approval": approval,
             },
         )
     log.info("job %s: version %d %s: %s", spec.name, version, status, reason)

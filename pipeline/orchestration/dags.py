@@ -21,6 +21,7 @@ from pipeline.config import jobs_dir, warehouse_url
 from pipeline.contracts import Trigger
 from pipeline.errors import ConfigError, PipelineError, StageSkipped
 from pipeline.faults import explain_permanent
+from pipeline.orchestration.approvals import approval_dag_id, build_approval_dag, wire_request
 from pipeline.orchestration.notifier import FailureNotifier
 from pipeline.redaction import install_redaction, redact
 from pipeline.spec import JobSpec, scan_specs
@@ -268,6 +269,8 @@ def build_dag(spec: JobSpec, path: Path):
         results: dict = {}
         for stage in flow.STAGES:
             results[stage.name] = wire(stage, spec.name, str(path), results)
+        if spec.governance.approval.when != "never":
+            wire_request(spec.name, results["register"])
 
     return scoring_dag()
 
@@ -283,6 +286,8 @@ def build_dags(directory: Path | None = None) -> dict:
     for spec in specs:
         try:
             dags[spec.name] = build_dag(spec, Path(spec.path))
+            if spec.governance.approval.when != "never":
+                dags[approval_dag_id(spec.name)] = build_approval_dag(spec, spec.path)
         except Exception as exc:  # any failure of one file must not take the others down
             log.error("skipping job spec %s: %s: %s", spec.path, type(exc).__name__, exc)
     return dags

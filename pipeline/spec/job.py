@@ -91,7 +91,9 @@ class JobSpec(Strict):
         "`expectations/<job>/`",
     )
     governance: Governance = Field(
-        Governance(), description="what an erasure of personal data does to the job's models"
+        Governance(),
+        description="what an erasure of personal data does to the job's models, and when a "
+        "promotion waits for a person's approval",
     )
     retention: Retention = Field(
         Retention(), description="how much prediction history `<job>_predictions` keeps"

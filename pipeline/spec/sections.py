@@ -366,14 +366,74 @@ class Checks(Strict):
     )
 
 
+ApprovalCondition = Literal["first_model", "force_promote", "alert", "small_gain"]
+
+
+class Approval(Strict):
+    """When a promotion waits for a person, who may answer, and for how long."""
+
+    when: Literal["never", "always"] | list[ApprovalCondition] = Field(
+        "never",
+        description="`never`: the gate promotes on its own; `always`: every candidate that "
+        "the gate (or `force_promote`) would promote waits for a person; or a list of "
+        "conditions, any of which makes it wait: `first_model` (the job has no champion yet), "
+        "`force_promote` (set at trigger time), `alert` (the job's last published run raised a "
+        "drift or performance alert), `small_gain` (the gain over the champion is below "
+        "`small_gain`)",
+    )
+    small_gain: float = Field(
+        0.01,
+        ge=0,
+        description="with `small_gain` in `when`: a gain on the primary metric below this "
+        "asks a person (the gate's own margin still applies first)",
+    )
+    approvers: list[str] = Field(
+        [],
+        description="the Airflow user ids who may answer (Approve or Reject, with a reason, on "
+        "the Required Actions page); nobody else can. Required unless `when` is `never`",
+    )
+    timeout_hours: float = Field(
+        24,
+        gt=0,
+        le=24 * 30,
+        description="how long a request waits; with no answer by then the champion stays and "
+        "the candidate is recorded as timed out",
+    )
+    on_approve: Literal["next_run", "rescore"] = Field(
+        "next_run",
+        description="`next_run`: the approved candidate is champion from the job's next run; "
+        "`rescore`: the approval also triggers a run at once that scores with it",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        return {"when": value} if isinstance(value, str | list) else value
+
+    @model_validator(mode="after")
+    def _approvers(self):
+        if self.when != "never" and not self.approvers:
+            raise ValueError(
+                "approvers: name the Airflow user ids who may approve (when is not never)"
+            )
+        if isinstance(self.when, list) and len(set(self.when)) != len(self.when):
+            raise ValueError(f"when: a condition is listed twice: {self.when}")
+        return self
+
+
 class Governance(Strict):
-    """What the job does for the people its data is about."""
+    """What the job does for the people its data is about, and who signs off its models."""
 
     on_erasure: Literal["flag", "retrain"] = Field(
         "flag",
         description="when an erasure removes rows a model was trained on (`python -m "
         "pipeline erase`): `flag` marks the model version and its card; `retrain` also makes "
         "the next run fit a candidate without those rows, gated as usual",
+    )
+    approval: Approval = Field(
+        Approval(),
+        description="whether a promotion waits for a person in Airflow's Required Actions "
+        "(docs/operations.md 'Approvals'); the run meanwhile scores with the champion",
     )
 
 

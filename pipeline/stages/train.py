@@ -15,7 +15,8 @@ from pipeline.datafiles.layout import candidate_dir
 from pipeline.datafiles.root import DataRoot
 from pipeline.datafiles.snapshots import load_manifest, read_snapshot
 from pipeline.errors import ModelIntegrityError, PipelineError
-from pipeline.logic.gate import beats
+from pipeline.logic.approval import approval_asks, approval_needs
+from pipeline.logic.gate import beats, gain_of
 from pipeline.model import fitting
 from pipeline.model.card import model_card
 from pipeline.model.files import load_model, save_model, verified_payload
@@ -23,6 +24,7 @@ from pipeline.model.registry import register_candidate
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec
 from pipeline.warehouse import models
+from pipeline.warehouse.alerts import last_run_alerted
 from pipeline.warehouse.models import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,8 @@ def save_candidate(spec: JobSpec, manifest: Manifest, run_id, fitted: fitting.Fi
 
 
 def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promote: bool):
-    """Promote the candidate if it beats the champion on the same holdout (or if forced).
+    """Promote the candidate if it beats the champion on the same holdout (or if forced);
+    when `governance.approval` asks for it, the candidate waits for a person instead.
 
     The champion is re-scored on this snapshot's holdout, so both numbers describe the same rows.
     Returns the model to score with (the champion after the decision) and the decision itself.
@@ -119,7 +122,7 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
         current = models.fetch_version(url, spec.name, version=previous) if previous else None
     champion_metrics, unjudged = None, False
     if current is None:
-        promote, reason = True, "first model for this job: promoted as champion"
+        promote, reason = True, "first model for this job"
     else:
         try:
             champion_model = load_model(current.artifact_uri, current.artifact_sha256)
@@ -147,15 +150,36 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
             else:
                 champion_metrics = fitting.evaluate(champion_model, x_hold, y_hold, spec)
                 promote, reason = beats(spec, candidate.metrics, champion_metrics)
-                verdict = "promoted" if promote else f"kept champion v{current.version}"
-                reason = f"{verdict}: {reason}"
+                if not promote:
+                    reason = f"kept champion v{current.version}: {reason}"
     forced = force_promote and not promote
     if forced:
         said = reason if unjudged else f"the gate said: {reason}"
         promote, reason = True, f"force_promote set at trigger time; {said}"
-    decision = register_candidate(
-        url, spec, run_id, candidate, champion_metrics, current, promote, reason, forced
+    status, approval = "champion" if promote else "rejected", None
+    needs = promote and approval_needs(
+        spec,
+        gain=gain_of(spec, candidate.metrics, champion_metrics) if champion_metrics else None,
+        first=current is None,
+        forced=force_promote,
+        alerted=approval_asks(spec, "alert") and last_run_alerted(url, spec.name),
     )
+    if needs:
+        status = "awaiting_approval"
+        reason = f"awaits approval ({'; '.join(needs)}); {reason}"
+        approval = {"conditions": needs, "requested_by_run": run_id}
+    elif promote and not forced:
+        reason = f"{reason}: promoted as champion" if current is None else f"promoted: {reason}"
+    decision = register_candidate(
+        url, spec, run_id, candidate, champion_metrics, current, status, reason, forced, approval
+    )
+    if needs and current is None:
+        raise PipelineError(
+            f"job {spec.name}: v{decision.version}, the job's first model, awaits approval "
+            f"({'; '.join(needs)}), so there is no champion to score with yet. Answer it on "
+            f"Airflow's Required Actions page (DAG {spec.name}_approval; `python -m pipeline "
+            "approvals` lists what waits), then run the job again"
+        )
     serving = serving_model(url, spec)
     return ServingModel.from_json(
         {**serving.to_json(), "decision": decision.to_json(), "train_seconds": candidate.seconds}

@@ -82,3 +82,18 @@ def alerts_since(url: str, job: str, run_id: str, published_at: datetime | None)
         " AND (run_id = %s OR (run_id IS NULL AND raised_at >= %s)) ORDER BY id",
         (job, run_id, published_at),
     )
+
+
+def last_run_alerted(url: str, job: str) -> bool:
+    """Whether the run `<job>_latest` shows raised a drift or performance alert, or the
+    performance command raised one since it was published."""
+    row = db.fetch_one(
+        url,
+        "SELECT EXISTS (SELECT 1 FROM scoring.jobs AS j JOIN scoring.scoring_runs AS r"
+        " ON r.job = j.job AND r.run_id = j.latest_run_id JOIN scoring.alerts AS a"
+        " ON a.job = j.job AND a.kind IN ('drift', 'performance')"
+        " AND (a.run_id = r.run_id OR (a.run_id IS NULL AND a.raised_at >= r.published_at))"
+        " WHERE j.job = %s) AS alerted",
+        (job,),
+    )
+    return bool(row and row["alerted"])

@@ -1,13 +1,15 @@
 """scoring.model_versions: every model a job fitted, its metrics, the gate's decision, its
-status (champion, rejected, retired) and where its file is.
+status (champion, rejected, retired, awaiting_approval) and where its file is.
 
-At most one champion per job (a unique index); versions are numbered per job, and a re-run of
-the run that registered a version replaces that version's row instead of adding another.
+At most one champion and one version awaiting approval per job (unique indexes); versions are
+numbered per job, and a re-run of the run that registered a version replaces that version's row
+instead of adding another.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from pipeline.contracts import dumps
 from pipeline.warehouse import db
 
 RETIRED_MARK = "; retired: "
@@ -39,6 +41,7 @@ class ModelVersion(db.Row):
     promoted_at: datetime | None = None
     erased_rows: int = 0  # rows of its training snapshot erased since (scoring.erasures)
     erasure_flagged_at: datetime | None = None
+    approval: dict | None = None  # the request for a person's approval and its answer
 
     @property
     def primary_value(self) -> float | None:
@@ -93,7 +96,10 @@ def version_for_run(cur, job: str, run_id: str) -> tuple[int, str | None]:
 
 
 def write_version(cur, row: dict) -> None:
-    """Record a version (a `ModelVersion`'s columns); as champion, the previous one retires."""
+    """Record a version (a `ModelVersion`'s columns); as champion, the previous one retires.
+    A version promoted or awaiting approval supersedes a request still waiting."""
+    if row["status"] in ("champion", "awaiting_approval"):
+        supersede(cur, row["job"], row["version"])
     if row["status"] == "champion":
         cur.execute(
             "UPDATE scoring.model_versions SET status = 'retired'"
@@ -135,4 +141,54 @@ def reinstate(cur, job: str, version: int, note: str) -> None:
         "UPDATE scoring.model_versions SET status = 'champion', promoted_at = now(),"
         " decision_reason = decision_reason || %s WHERE job = %s AND version = %s",
         (note, job, version),
+    )
+
+
+def supersede(cur, job: str, by: int) -> None:
+    """Close the job's waiting approval request (other than version `by`'s): rejected, its
+    verdict `superseded`."""
+    cur.execute(
+        "UPDATE scoring.model_versions SET status = 'rejected',"
+        " decision_reason = decision_reason || %(note)s,"
+        " approval = coalesce(approval, '{}') || jsonb_build_object('verdict', 'superseded',"
+        "  'answered_at', now(), 'reason', %(why)s)"
+        " WHERE job = %(job)s AND status = 'awaiting_approval' AND version <> %(by)s",
+        {"job": job, "by": by, "note": f"; superseded by v{by}", "why": f"superseded by v{by}"},
+    )
+
+
+def awaiting_approval(url: str, job: str | None = None) -> list[ModelVersion]:
+    """The versions waiting for a person's approval (every job's, or `job`'s), oldest first."""
+    return db.fetch_rows(
+        url,
+        ModelVersion,
+        "SELECT * FROM scoring.model_versions WHERE status = 'awaiting_approval'"
+        " AND (%s::text IS NULL OR job = %s) ORDER BY created_at",
+        (job, job),
+    )
+
+
+def note_approval(cur, job: str, version: int, fields: dict) -> None:
+    """Add `fields` to a version's approval record."""
+    cur.execute(
+        "UPDATE scoring.model_versions SET approval = coalesce(approval, '{}') || %s::jsonb"
+        " WHERE job = %s AND version = %s",
+        (dumps(fields), job, version),
+    )
+
+
+def settle(cur, job: str, version: int, status: str, note: str) -> None:
+    """Give a version that waited for approval its outcome: champion (the previous champion
+    retires) or rejected; `note` is appended to its decision."""
+    if status == "champion":
+        cur.execute(
+            "UPDATE scoring.model_versions SET status = 'retired'"
+            " WHERE job = %s AND status = 'champion'",
+            (job,),
+        )
+    cur.execute(
+        "UPDATE scoring.model_versions SET status = %s, decision_reason = decision_reason || %s,"
+        " promoted_at = CASE WHEN %s = 'champion' THEN now() END"
+        " WHERE job = %s AND version = %s AND status = 'awaiting_approval'",
+        (status, note, status, job, version),
     )
