@@ -40,7 +40,7 @@ def settings(
             "executor": executor,
             "parallelism": "4",  # 2 cores: a few tasks at once, not 32 worker processes
             "dags_are_paused_at_creation": str(not ui),
-            "simple_auth_manager_users": "admin:admin",
+            "simple_auth_manager_users": auth_users(),
             "simple_auth_manager_passwords_file": str(home / PASSWORDS_FILE),
             "hostname_callable": "pipeline.orchestration.workers.hostname",
             "execution_api_server_url": f"http://127.0.0.1:{port}/execution/",
@@ -64,6 +64,18 @@ def settings(
             "worker_concurrency": "1",
         },
     }
+
+
+def auth_users() -> str:
+    """The local stack's users (Airflow's simple auth manager): `admin`, and each approver a
+    job spec names (`governance.approval.approvers`), with the role `user`: it may answer a
+    Required Action, and its password is made with the others in passwords.json."""
+    from pipeline.config import jobs_dir
+    from pipeline.spec import scan_specs
+
+    specs, _ = scan_specs(jobs_dir())
+    approvers = sorted({user for s in specs for user in s.governance.approval.approvers})
+    return ",".join(["admin:admin", *(f"{user}:user" for user in approvers if user != "admin")])
 
 
 def sqlite_settings() -> dict[str, dict[str, str]]:

@@ -366,6 +366,7 @@ class Checks(Strict):
     )
 
 
+USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,250}$")
 ApprovalCondition = Literal["first_model", "force_promote", "alert", "small_gain"]
 
 
@@ -409,6 +410,14 @@ class Approval(Strict):
     @classmethod
     def _shorthand(cls, value):
         return {"when": value} if isinstance(value, str | list) else value
+
+    @field_validator("approvers")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        for user in value:
+            if not USER_ID.match(user):
+                raise ValueError(f"{user!r} is not an Airflow user id (letters, digits, _ . @ -)")
+        return value
 
     @model_validator(mode="after")
     def _approvers(self):
