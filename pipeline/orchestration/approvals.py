@@ -123,11 +123,15 @@ def build_approval_dag(spec: JobSpec, path: str):
             body="{{ ti.xcom_pull(task_ids='evidence')['body'] }}",
             options=[APPROVE, REJECT],
             params={
+                # required in the form (its type is not nullable); the default is there
+                # because Airflow validates a task's params before it runs. `record` refuses
+                # an approval without a reason.
                 "reason": Param(
+                    "",
                     type="string",
-                    minLength=1,
                     title="Reason",
-                    description="Why you approve or reject this model (recorded with your name)",
+                    description="Why you approve or reject this model (required; recorded "
+                    "with your name)",
                 )
             },
             assigned_users=[{"id": user, "name": user} for user in approval.approvers],

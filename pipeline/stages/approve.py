@@ -15,6 +15,7 @@ from pipeline.datafiles.layout import report_path
 from pipeline.datafiles.root import DataRoot
 from pipeline.errors import PipelineError
 from pipeline.logic.approval import verdict_of
+from pipeline.logic.cutoffs import parse_timestamp
 from pipeline.logic.gate import gain_of
 from pipeline.spec import LOWER_IS_BETTER, JobSpec
 from pipeline.warehouse import db, models, runs
@@ -153,7 +154,9 @@ def approval_body(spec: JobSpec, candidate: ModelVersion, evidence: dict, deadli
 
 
 def fmt(value) -> str:
-    return f"{value:.5f}" if isinstance(value, int | float) else "—"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return f"{int(value):,}"  # row counts
+    return f"{value:.5f}" if isinstance(value, float) else "—"
 
 
 def settle(url: str, spec: JobSpec, version: int, answer: dict | None) -> dict:
@@ -172,6 +175,13 @@ def settle(url: str, spec: JobSpec, version: int, answer: dict | None) -> dict:
             raise PipelineError(
                 f"job {spec.name}: v{version} no longer awaits approval ({state}); the answer "
                 "is not recorded"
+            )
+        deadline = (candidate.approval or {}).get("deadline")
+        if verdict == "timed_out" and deadline and datetime.now(UTC) < parse_timestamp(deadline):
+            raise PipelineError(
+                f"job {spec.name}: the approval task of v{version} ended without an answer "
+                f"before its deadline ({deadline}); v{version} still awaits approval: trigger "
+                f"the DAG {spec.name}_approval again (its task log says why it ended)"
             )
         current = models.champion(url, spec.name)
         status, note = SETTLED[verdict], f"; {verdict.replace('_', ' ')}"

@@ -166,7 +166,8 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
     )
     if needs:
         status = "awaiting_approval"
-        reason = f"awaits approval ({'; '.join(needs)}); {reason}"
+        said = reason if forced else f"the gate said: {reason}"
+        reason = f"awaits approval ({'; '.join(needs)}); {said}"
         approval = {"conditions": needs, "requested_by_run": run_id}
     elif promote and not forced:
         reason = f"{reason}: promoted as champion" if current is None else f"promoted: {reason}"

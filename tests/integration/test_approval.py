@@ -145,6 +145,8 @@ def test_reject_and_timeout_keep_the_champion(champion, jobs, given, verdict):
     spec = strong_model(jobs, when="always")
     run_stages(url, spec, demo_as_of(), "run-2")
     approve.request(url, spec)
+    if given is None:  # Airflow ends the wait at the deadline
+        past_deadline(url)
 
     settled = approve.settle(url, spec, 2, given)
 
@@ -153,6 +155,27 @@ def test_reject_and_timeout_keep_the_champion(champion, jobs, given, verdict):
     assert models.fetch_version(url, JOB, version=2).approval["verdict"] == verdict
     with pytest.raises(PipelineError, match="v2 no longer awaits approval \\(rejected\\)"):
         approve.settle(url, spec, 2, answer("Approve", "late"))
+
+
+def past_deadline(url) -> None:
+    query(
+        url,
+        "UPDATE scoring.model_versions SET approval = approval"
+        " || jsonb_build_object('deadline', (now() - interval '1 minute')::text)"
+        " WHERE status = 'awaiting_approval'",
+    )
+
+
+def test_no_answer_before_the_deadline_leaves_the_request_waiting(champion, jobs):
+    url = champion
+    spec = strong_model(jobs, when="always")
+    run_stages(url, spec, demo_as_of(), "run-2")
+    approve.request(url, spec)
+
+    with pytest.raises(PipelineError, match="ended without an answer before its deadline"):
+        approve.settle(url, spec, 2, None)  # the approval task failed some other way
+
+    assert statuses(url) == {1: "champion", 2: "awaiting_approval"}
 
 
 def test_an_approval_after_the_champion_changed_is_not_promoted(champion, jobs):
