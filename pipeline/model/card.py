@@ -4,6 +4,7 @@ Markdown, also shown as HTML: text from the spec is escaped, so a description ca
 markup into the page.
 """
 
+import re
 from html import escape
 
 from pipeline.logic.targets import positive_class
@@ -62,16 +63,48 @@ Nightly scoring of every row of `{spec.source.table}` into `scoring.{spec.latest
 
 
 ERASURE_HEADING = "## Erasure"
+APPROVAL_HEADING = "## Approval"
+
+
+def with_section(card: str, heading: str, body: str) -> str:
+    """The card with its `heading` section (a `## ` line) replaced by `body`, or added last."""
+    sections = re.split(r"(?m)^(?=## )", card)
+    kept = "".join(part for part in sections if not part.startswith(f"{heading}\n"))
+    return f"{kept.rstrip()}\n\n{heading}\n{body}"
 
 
 def with_erasure(card: str, rows: int, when) -> str:
-    """The card with its erasure section, replacing an earlier one: the model learned from
-    `rows` rows that have since been erased."""
-    kept = card.split(f"\n{ERASURE_HEADING}\n", 1)[0].rstrip("\n")
-    return (
-        f"{kept}\n\n{ERASURE_HEADING}\n"
+    """The card with its erasure section: the model learned from `rows` rows that have since
+    been erased."""
+    return with_section(
+        card,
+        ERASURE_HEADING,
         f"**Trained on {rows} row(s) since erased** (flagged {when:%Y-%m-%d %H:%M} UTC): its "
         "training snapshot was rewritten without them, so this model cannot be rebuilt from "
         "it bit for bit, and it may still reflect what it learned from them. "
-        "`governance.on_erasure: retrain` makes the next run fit a candidate without them.\n"
+        "`governance.on_erasure: retrain` makes the next run fit a candidate without them.\n",
+    )
+
+
+def with_approval(card: str, approval: dict) -> str:
+    """The card with its approval section: who answered the request to promote it, when, why,
+    and what they were shown."""
+    evidence = approval.get("evidence") or {}
+    metric = evidence.get("primary_metric")
+    shown = ""
+    if metric:
+        new = (evidence.get("candidate_metrics") or {}).get(metric)
+        old = (evidence.get("champion_metrics") or {}).get(metric)
+        champion = f"champion v{evidence.get('champion_version')}"
+        against = f" vs {champion} {old:.5f} on the same holdout" if old is not None else ""
+        shown = f" Shown: holdout {metric} {new:.5f}{against}."
+    by = approval.get("answered_by") or {}
+    who = f" by {escape(by.get('name') or by.get('id'))}" if by else ""
+    verdict = approval.get("verdict", "").replace("_", " ")
+    return with_section(
+        card,
+        APPROVAL_HEADING,
+        f"**{verdict.capitalize()}**{who} ({escape(str(approval.get('answered_at', ''))[:16])} "
+        f"UTC): {escape(approval.get('reason') or '')}. Asked because: "
+        f"{escape('; '.join(approval.get('conditions') or []))}.{shown}\n",
     )

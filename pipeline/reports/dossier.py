@@ -71,7 +71,7 @@ def gather_dossier(url: str, job: str, version: int | None = None) -> Dossier:
         "training_data": snapshot_facts(snapshot),
         "validation": [asdict(v) for v in validations_of_run(url, job, model.run_id)],
         "gate": gate_facts(model, fitted_by),
-        "approval": {"recorded": False, "note": f"{NOT_RECORDED}: promoted by the gate"},
+        "approval": approval_facts(model),
         "shadow": {"recorded": False, "note": f"{NOT_RECORDED}: no shadow runs"},
         "fitted_by": run_facts(fitted_by) if fitted_by else None,
         "runs": [run_facts(run) for run in runs_of_model(url, job, model.version)],
@@ -159,7 +159,7 @@ def render_dossier(facts: dict) -> str:
         section("Training data", training_html(facts["training_data"])),
         section("Validation of the run that fitted it", validation_html(facts["validation"])),
         section("Gate decision", gate_html(gate)),
-        section("Approval", f"<p>{esc(facts['approval']['note'])}</p>"),
+        section("Approval", approval_html(facts["approval"])),
         section("Shadow runs", f"<p>{esc(facts['shadow']['note'])}</p>"),
         section("Runs scored with it", runs_html(facts["runs"])),
         section("Realised performance", performance_html(facts["realised_performance"])),
@@ -261,6 +261,40 @@ def gate_html(gate: dict) -> str:
         ]
     )
     return head + facts
+
+
+def approval_facts(model: ModelVersion) -> dict:
+    """The request for a person's approval and its answer, as stored on the version."""
+    if not model.approval:
+        return {"recorded": False, "note": f"{NOT_RECORDED}: no approval was asked"}
+    return {"recorded": True, **model.approval}
+
+
+def approval_html(approval: dict) -> str:
+    if not approval["recorded"]:
+        return f"<p>{esc(approval['note'])}</p>"
+    by = approval.get("answered_by") or {}
+    evidence = approval.get("evidence") or {}
+    rows = [
+        ("asked because", "; ".join(approval.get("conditions") or [])),
+        ("asked by run", approval.get("requested_by_run")),
+        ("asked", fmt_time(approval.get("requested_at"))),
+        ("deadline", fmt_time(approval.get("deadline"))),
+        ("approvers", ", ".join(approval.get("approvers") or [])),
+        ("verdict", approval.get("verdict") or "waiting"),
+        ("answered by", by.get("name") or by.get("id") or "—"),
+        ("answered", fmt_time(approval.get("answered_at"))),
+        ("reason", approval.get("reason") or "—"),
+        ("shown: candidate metrics", evidence.get("candidate_metrics")),
+        (
+            "shown: champion",
+            f"v{evidence['champion_version']}" if evidence.get("champion_version") else "—",
+        ),
+        ("shown: champion metrics", evidence.get("champion_metrics")),
+        ("shown: drift alerts", len(evidence.get("drift_alerts") or [])),
+        ("shown: run report", evidence.get("report")),
+    ]
+    return key_values(rows)
 
 
 def runs_html(runs: list[dict]) -> str:

@@ -273,6 +273,8 @@ def relative_link(root: DataRoot, folder: str, uri: str | None) -> str | None:
 
 
 def gate_verdict(candidate: ModelVersion) -> str:
+    if candidate.status == "awaiting_approval":
+        return f"v{candidate.version} awaits approval"
     promoted = candidate.status == "champion" or candidate.forced
     if candidate.champion_version is None:
         return f"v{candidate.version} first model, champion"

@@ -190,9 +190,12 @@ def decision_line(version: ModelVersion) -> str:
     promoted = version.status == "champion" or version.forced
     forced = " (forced)" if version.forced else ""
     if version.champion_version is None:
-        return f"candidate v{number} holdout {metric} {new:.4f}: first model, champion{forced}"
+        outcome = "awaits approval" if version.status == "awaiting_approval" else "champion"
+        return f"candidate v{number} holdout {metric} {new:.4f}: first model, {outcome}{forced}"
     old = version.champion_version
     verdict = f"promoted v{number}{forced}" if promoted else f"kept v{old}"
+    if version.status == "awaiting_approval":
+        verdict = f"kept v{old}, v{number} awaits approval"
     if not version.champion_metrics:
         return f"champion v{old} could not be scored; candidate v{number} {new:.4f}: {verdict}"
     before = version.champion_metrics[metric]

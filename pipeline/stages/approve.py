@@ -17,6 +17,8 @@ from pipeline.errors import PipelineError
 from pipeline.logic.approval import verdict_of
 from pipeline.logic.cutoffs import parse_timestamp
 from pipeline.logic.gate import gain_of
+from pipeline.model.card import with_approval
+from pipeline.model.files import COMPANIONS, companion_path
 from pipeline.spec import LOWER_IS_BETTER, JobSpec
 from pipeline.warehouse import db, models, runs
 from pipeline.warehouse.jobs import lock_job
@@ -153,6 +155,20 @@ def approval_body(spec: JobSpec, candidate: ModelVersion, evidence: dict, deadli
     return "\n".join(lines)
 
 
+def write_card(version: ModelVersion, approval: dict) -> None:
+    """Add the approval to the version's model card (the record in the warehouse stands even
+    when the card cannot be written: the card is a copy for readers)."""
+    root = DataRoot()
+    card = companion_path(root, version.artifact_uri, COMPANIONS[1])
+    try:
+        text = root.read_bytes(card).decode()
+        root.write_bytes(card, with_approval(text, approval).encode())
+    except OSError as exc:
+        log.warning(
+            "job %s: v%d's card %s not updated: %s", version.job, version.version, card, exc
+        )
+
+
 def fmt(value) -> str:
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         return f"{int(value):,}"  # row counts
@@ -193,20 +209,18 @@ def settle(url: str, spec: JobSpec, version: int, answer: dict | None) -> dict:
                 f"; approved, but the champion changed since it was judged (now "
                 f"{f'v{current.version}' if current else 'none'}): not promoted"
             )
+        answered = str(answer.get("responded_at") or datetime.now(UTC).isoformat())
         if by:
-            note += f" by {by.get('name') or by.get('id')}: {reason}"
-        models.note_approval(
-            cur,
-            spec.name,
-            version,
-            {
-                "verdict": verdict,
-                "answered_by": by,
-                "answered_at": str(answer.get("responded_at") or datetime.now(UTC).isoformat()),
-                "reason": reason or ("no answer before the deadline" if not by else ""),
-            },
-        )
+            note += f" by {by.get('name') or by.get('id')} at {answered[:16]} UTC: {reason}"
+        fields = {
+            "verdict": verdict,
+            "answered_by": by,
+            "answered_at": answered,
+            "reason": reason or ("no answer before the deadline" if not by else ""),
+        }
+        models.note_approval(cur, spec.name, version, fields)
         models.settle(cur, spec.name, version, status, note)
     log.info("job %s: v%d %s%s", spec.name, version, verdict, note)
+    write_card(candidate, {**(candidate.approval or {}), **fields})
     rescore = status == "champion" and spec.governance.approval.on_approve == "rescore"
     return {"version": version, "verdict": verdict, "status": status, "rescore": rescore}

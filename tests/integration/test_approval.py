@@ -1,13 +1,17 @@
 """A promotion that waits for a person (governance.approval): each condition pauses it, the
 run still publishes with the champion, and the answer (or none) decides what is champion."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
 from helpers import query, run_stages
 from pipeline import cli
+from pipeline.datafiles.root import DataRoot
 from pipeline.errors import PipelineError
 from pipeline.local.demo_data import demo_as_of, seed_table
+from pipeline.reports.dossier import gather_dossier
 from pipeline.spec import load_spec
 from pipeline.stages import approve
 from pipeline.warehouse import models
@@ -124,8 +128,21 @@ def test_approve_promotes_for_the_next_run_with_the_record(champion, jobs):
     assert record["evidence"]["champion_version"] == 1
     assert record["evidence"]["candidate_metrics"] == v2.metrics
     assert record["evidence"]["champion_metrics"] == v2.champion_metrics
-    assert v2.decision_reason.endswith("; approved by alice: holdout gain is real")
+    assert v2.decision_reason.endswith(
+        "; approved by alice at 2026-12-03T10:00 UTC: holdout gain is real"
+    )
     assert v2.promoted_at is not None
+    card = (DataRoot().path_of(v2.artifact_uri).rsplit("/", 1)[0]) + "/MODEL_CARD.md"
+    section = Path(card).read_text().split("## Approval\n", 1)[1]
+    assert section.startswith("**Approved** by alice (2026-12-03T10:00 UTC): holdout gain is real.")
+    assert "Asked because: governance.approval.when is always." in section
+    assert f"vs champion v1 {v2.champion_metrics['rmse']:.5f} on the same holdout" in section
+    assert len(section.splitlines()) == 1  # one section, written once
+
+    facts = gather_dossier(url, JOB, 2).facts["approval"]
+    assert facts["recorded"] and facts["verdict"] == "approved"
+    assert facts["answered_by"] == {"id": "alice", "name": "alice"}
+    assert facts["evidence"]["candidate_metrics"] == v2.metrics
 
     third = run_stages(url, spec, demo_as_of(), "run-3", retrain=False)
     assert third["register"]["version"] == 2
