@@ -6,9 +6,10 @@ workers through Redis (`REDIS_URL`). Every process reads `.airflow/airflow.cfg`,
 `airflow_home.configure` writes with the project's settings, so any `airflow` command run with
 `AIRFLOW_HOME=.airflow` sees the same DAGs. Logs go to `.airflow/logs/<process>.log`.
 
-Once the api-server answers, every job's DAG is unpaused, however it was made (a CLI run such
-as `make demo` makes them paused): the scheduler then starts each one's latest scheduled run
-at once, before anyone can press Trigger, so a Trigger press is one run of its own.
+Once the api-server answers, every job's DAG (and approval DAG) is unpaused, however it was
+made (a CLI run such as `make demo` makes them paused): the scheduler then starts each one's
+latest scheduled run at once, before anyone can press Trigger, so a Trigger press is one run of
+its own.
 """
 
 import json
@@ -59,13 +60,14 @@ def pid_file() -> Path:
     return home() / "stack.pid"
 
 
-def password(folder: Path) -> str:
-    """The admin's password, made once and kept in the simple auth manager's passwords file."""
+def password(folder: Path, user: str = USER) -> str:
+    """A user's password (the admin's is made here, once; the approvers' by Airflow when its
+    api-server starts), kept in the simple auth manager's passwords file."""
     path = folder / airflow_home.PASSWORDS_FILE
     if not path.exists():
         path.write_text(json.dumps({USER: secrets.token_urlsafe(12)}))
         path.chmod(0o600)
-    return json.loads(path.read_text())[USER]
+    return json.loads(path.read_text())[user]
 
 
 def commands(workers: int, hosts: Path | None = None) -> dict[str, list[str]]:
@@ -122,19 +124,23 @@ def start(warehouse: str, workers: int = 0, port: int = 8080, hosts: Path | None
     pid_file().write_text(str(leader.pid))
     login = Login(f"http://127.0.0.1:{port}", USER, password(folder))
     wait_until_up(login.url, logs)
-    unpause(Client(login), job_names())
+    unpause(Client(login), dag_ids())
     return login
 
 
-def job_names() -> list[str]:
-    """The jobs whose DAGs the stack runs: every spec that loads (a broken one has no DAG)."""
-    names = []
+def dag_ids() -> list[str]:
+    """The DAGs the stack runs: each job's whose spec loads (a broken one has no DAG), and
+    its approval DAG when the spec asks for approval."""
+    ids = []
     for path in spec_paths(jobs_dir()):
         try:
-            names.append(load_spec(path).name)
+            spec = load_spec(path)
         except PipelineError:
             continue
-    return names
+        ids.append(spec.name)
+        if spec.governance.approval.when != "never":
+            ids.append(f"{spec.name}_approval")
+    return ids
 
 
 def unpause(api: "Client", dag_ids: list[str], timeout_s: float = START_TIMEOUT_S) -> list[str]:

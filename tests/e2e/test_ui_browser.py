@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -28,6 +29,7 @@ from helpers import query
 from pipeline.local import airflow_home, airflow_stack
 from pipeline.local.demo_data import seed_table
 from pipeline.reports.summary import WIDTH
+from pipeline.warehouse import models
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
@@ -36,6 +38,7 @@ ROWS = 3_000
 UI_TIMEOUT_MS = 60_000  # one page step, generous for a busy 2-core machine
 RUN_DEADLINE_S = 480  # the scheduled run the unpause starts, then ours
 VIEWPORT = {"width": 1400, "height": 900}
+APPROVER = "risk-officer"
 
 
 def api(login: airflow_stack.Login, path: str, token: str | None = None, body=None) -> dict:
@@ -92,6 +95,8 @@ def airflow(warehouse, jobs, tmp_path, monkeypatch):
     spec = yaml.safe_load(path.read_text())
     # two key-range partitions: plan splits by row group, so two row groups are needed too
     spec["scoring"] = {"partitions": 2, "batch_rows": ROWS // 2}
+    # a forced promotion waits for APPROVER (the stack makes the user)
+    spec["governance"] = {"approval": {"when": ["force_promote"], "approvers": [APPROVER]}}
     path.write_text(yaml.safe_dump(spec))
     made_paused_by_a_cli_run()
     try:
@@ -229,10 +234,11 @@ def test_a_newcomer_triggers_a_run_and_reads_its_pages_in_the_ui(
         edges = sum(len(down) for down in downstream.values())
         assert downstream["start_run"] == {"snapshot_training", "snapshot_scoring"}
         assert [t for t, down in downstream.items() if "publish" in down] == ["monitor"]
+        assert downstream["register"] == {"score", "request_approval"}  # beside the scoring path
         page.get_by_role("button", name="Graph").first.click()
         page.locator(".react-flow__node").first.wait_for()
         page.wait_for_function(f"document.querySelectorAll('.react-flow__edge').length >= {edges}")
-        assert page.locator(".react-flow__edge").count() == edges == 13
+        assert page.locator(".react-flow__edge").count() == edges == 14
         shoot(page, "run-graph")
 
         # the publish task's log ends with the summary: lines fit the side panel, the report
@@ -327,6 +333,89 @@ def test_a_newcomer_triggers_a_run_and_reads_its_pages_in_the_ui(
     assert (status, rows) == ("published", expected[0][0])
     assert 0 < rows <= ROWS
     print(f"run {run_id}: as_of {as_of}, {rows} rows scored; screenshots: {shoot.folder}")
+
+    approve_in_required_actions(browser, login, warehouse, shoot)
+
+
+def approve_in_required_actions(browser, login, warehouse, shoot: Shots) -> None:
+    """A forced promotion waits: the run publishes with the champion, the approval DAG asks
+    on Required Actions; the admin (not an approver) is refused by the REST API the UI uses;
+    the approver opens the request, reads the evidence, cannot answer without a reason, gives
+    one and approves; the version is champion with the record."""
+    api = airflow_stack.Client(login)
+    champion = models.champion(warehouse, JOB).version
+    run = api.run_to_end(JOB, {"force_promote": True, "retrain": "always"}, RUN_DEADLINE_S)
+    assert run["state"] == "success", run
+    waiting = models.awaiting_approval(warehouse, JOB)
+    assert [v.run_id for v in waiting] == [run["dag_run_id"]]
+    version = waiting[0].version
+    assert query(  # tonight's scores are published with the champion while it waits
+        warehouse,
+        f"SELECT DISTINCT model_version FROM scoring.{JOB}_latest",  # noqa: S608
+    ) == [(champion,)]
+
+    dag_runs = f"/api/v2/dags/{JOB}_approval/dagRuns"
+    asked = wait_for(
+        "the approval request",
+        lambda: next(
+            (
+                r
+                for r in api.call("GET", dag_runs)["dag_runs"]
+                if api.call("GET", f"{dag_runs}/{r['dag_run_id']}/taskInstances/approve")["state"]
+                == "awaiting_input"
+            ),
+            None,
+        ),
+        time.monotonic() + RUN_DEADLINE_S,
+    )
+    answer_path = f"{dag_runs}/{asked['dag_run_id']}/taskInstances/approve/-1/hitlDetails"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        api.call("PATCH", answer_path, {"chosen_options": ["Approve"], "params_input": {}})
+    assert refused.value.code == 403, refused.value.read()
+
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        page.goto(login.url)
+        page.wait_for_url("**/auth/login**")
+        page.get_by_label("Username").fill(APPROVER)
+        page.get_by_label("Password").fill(airflow_stack.password(airflow_stack.home(), APPROVER))
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/auth/login" not in url)
+        page.goto(f"{login.url}/required_actions")
+        subject = f"{JOB}: promote model v{version}?"
+        page.get_by_role("link", name=subject).click()
+        page.get_by_text(f"The gate would promote v{version} of").wait_for()
+        text = page.locator("body").inner_text()
+        assert "force_promote set at trigger time" in text, text
+        assert "roc_auc (primary, higher is better)" in text, text
+        assert f"champion v{champion}" in text, text
+        report = page.get_by_role("link", name="Run report").get_attribute("href")
+        assert report.startswith(f"{login.url}/scoring-files/runs/{JOB}/"), report
+        approve = page.get_by_role("button", name="Approve", exact=True)
+        assert approve.is_disabled()  # no reason yet
+        shoot(page, "required-action")
+        page.locator("input[name=element_reason]").fill("forced after the plan codes changed")
+        approve.click()
+        page.get_by_text("approve response successful").wait_for()
+        shoot(page, "approved")
+    except Exception:
+        shoot(page, "approval-failure")
+        raise
+    finally:
+        context.close()
+
+    path = f"{dag_runs}/{asked['dag_run_id']}"
+    wait_for(
+        "the approval to be recorded",
+        lambda: api.call("GET", path)["state"] == "success",
+        time.monotonic() + RUN_DEADLINE_S,
+    )
+    approved = models.fetch_version(warehouse, JOB, version=version)
+    assert approved.status == "champion"
+    assert approved.approval["answered_by"] == {"id": APPROVER, "name": APPROVER}
+    assert approved.approval["reason"] == "forced after the plan codes changed"
 
 
 def report_folder(url: str, run_id: str) -> str:
