@@ -71,6 +71,15 @@ def test_name_defaults_to_file_stem_and_defaults_apply(tmp_path):
         ({"schedule__cron": "61 * * * *"}, "schedule.cron: '61 * * * *' is not a 5-field"),
         ({"schedule__start": "someday"}, "schedule.start: Input should be a valid date"),
         ({"target": None}, "target: Field required"),
+        ({"governance": {"approval": "always"}}, "approvers: name the Airflow user ids"),
+        (
+            {"governance": {"approval": {"when": ["alert"], "approvers": ["a:b"]}}},
+            "'a:b' is not an Airflow user id",
+        ),
+        (
+            {"governance": {"approval": {"when": ["soon"], "approvers": ["a"]}}},
+            "governance.approval.when",
+        ),
     ],
 )
 def test_bad_spec_names_file_and_key(tmp_path, changes, fragment):
