@@ -203,6 +203,7 @@ class ServingModel(Record):
     decision: dict | None = None
     train_seconds: float = 0.0
     training_snapshot_id: int | None = None  # None for models registered before snapshot ids
+    shadow: dict | None = None  # a challenger in shadow: {version, artifact_uri, artifact_sha256}
 
     @property
     def trained_now(self) -> bool:
@@ -233,6 +234,7 @@ class ScoredPartition(Record):
     uri: str
     seconds: float = 0.0
     predict_seconds: float = 0.0
+    shadow_uri: str | None = None  # the challenger's predictions of the same rows, in shadow
 
 
 @dataclass(frozen=True)

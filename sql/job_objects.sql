@@ -1,7 +1,7 @@
 -- Per-job prediction history and the analysts' view of the last published run.
 -- Deployed by the owner when missing or changed (pipeline.stages.publish.ensure_job_objects),
 -- never on every publish: a run only inserts rows. Filled in with quoted identifiers
--- ({predictions}, {changes}, {latest}, {lineage}), the job name as a literal ({job}) and the key type
+-- ({predictions}, {shadow}, {changes}, {latest}, {lineage}), the job name as a literal ({job}) and the key type
 -- from a fixed list ({key_type}), and what score means as a literal ({score_meaning}); safe to
 -- run again. Columns are only ever added at the end (CREATE OR REPLACE VIEW allows no other).
 -- {latest} shows what the job's row of scoring.jobs names: the rows of its base run (a full
@@ -19,6 +19,22 @@ CREATE TABLE IF NOT EXISTS {predictions} (
     PRIMARY KEY (run_id, key)
 );
 ALTER TABLE {predictions} ADD COLUMN IF NOT EXISTS probabilities jsonb;
+
+-- What a challenger in shadow (governance.shadow_runs) scored beside the champion, per run.
+CREATE TABLE IF NOT EXISTS {shadow} (
+    run_id         text             NOT NULL,
+    key            {key_type}       NOT NULL,
+    score          double precision NOT NULL,
+    label          text,
+    probabilities  jsonb,
+    model_version  integer          NOT NULL,
+    as_of          timestamptz      NOT NULL,
+    scored_at      timestamptz      NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+COMMENT ON TABLE {shadow} IS
+    'a challenger''s scores beside the champion''s, per run (governance.shadow_runs): never in '
+    'the latest view; model_version is the challenger''s';
 
 CREATE TABLE IF NOT EXISTS {changes} (
     key            {key_type}       PRIMARY KEY,
@@ -59,9 +75,9 @@ COMMENT ON COLUMN {latest}.run_id IS
 COMMENT ON COLUMN {latest}.as_of IS 'the run''s cut-off: the data scored had timestamps before it';
 COMMENT ON COLUMN {latest}.scored_at IS 'when the run scored it';
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON {predictions}, {changes} TO scoring_writer;
+GRANT SELECT, INSERT, UPDATE, DELETE ON {predictions}, {changes}, {shadow} TO scoring_writer;
 GRANT SELECT ON {latest} TO scoring_writer;
-GRANT SELECT ON {predictions}, {changes}, {latest} TO scoring_reader;
+GRANT SELECT ON {predictions}, {changes}, {latest}, {shadow} TO scoring_reader;
 
 -- Which data, model and code made each latest prediction ({lineage}). The snapshots are the
 -- run's own and the model's own, by id (another snapshot may hold the same bytes elsewhere);

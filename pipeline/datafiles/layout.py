@@ -62,6 +62,11 @@ def partition_path(root: DataRoot, job: str, run_id: str, index: int) -> str:
     return f"{predictions_dir(root, job, run_id)}/part-{index:05d}.parquet"
 
 
+def shadow_partition_path(root: DataRoot, job: str, run_id: str, index: int) -> str:
+    """A partition's predictions by the challenger in shadow."""
+    return f"{predictions_dir(root, job, run_id)}/shadow-{index:05d}.parquet"
+
+
 def report_path(root: DataRoot, job: str, run_id: str) -> str:
     return f"{run_dir(root, job, run_id)}/{REPORT}"
 

@@ -21,8 +21,8 @@ def beats(spec: JobSpec, candidate: dict, champion: dict) -> tuple[bool, str]:
     return verdict, reason
 
 
-def gain_of(spec: JobSpec, candidate: dict, champion: dict) -> float:
-    """How much better the candidate is on the primary metric (negative: worse)."""
-    metric = spec.primary_metric
+def gain_of(spec: JobSpec, candidate: dict, champion: dict, metric: str | None = None) -> float:
+    """How much better the candidate is on `metric` (default: the primary; negative: worse)."""
+    metric = metric or spec.primary_metric
     new, old = candidate[metric], champion[metric]
     return (old - new) if metric in LOWER_IS_BETTER else (new - old)

@@ -72,7 +72,7 @@ def gather_dossier(url: str, job: str, version: int | None = None) -> Dossier:
         "validation": [asdict(v) for v in validations_of_run(url, job, model.run_id)],
         "gate": gate_facts(model, fitted_by),
         "approval": approval_facts(model),
-        "shadow": {"recorded": False, "note": f"{NOT_RECORDED}: no shadow runs"},
+        "shadow": shadow_facts(model),
         "fitted_by": run_facts(fitted_by) if fitted_by else None,
         "runs": [run_facts(run) for run in runs_of_model(url, job, model.version)],
         "realised_performance": [asdict(p) for p in performance],
@@ -160,7 +160,7 @@ def render_dossier(facts: dict) -> str:
         section("Validation of the run that fitted it", validation_html(facts["validation"])),
         section("Gate decision", gate_html(gate)),
         section("Approval", approval_html(facts["approval"])),
-        section("Shadow runs", f"<p>{esc(facts['shadow']['note'])}</p>"),
+        section("Shadow runs", shadow_html(facts["shadow"])),
         section("Runs scored with it", runs_html(facts["runs"])),
         section("Realised performance", performance_html(facts["realised_performance"])),
         section("Libraries", key_values(sorted((model["library_versions"] or {}).items()))),
@@ -295,6 +295,43 @@ def approval_html(approval: dict) -> str:
         ("shown: run report", evidence.get("report")),
     ]
     return key_values(rows)
+
+
+def shadow_facts(model: ModelVersion) -> dict:
+    """The judgment of its shadow runs on realised labels, as stored on the version."""
+    if not model.shadow:
+        return {"recorded": False, "note": f"{NOT_RECORDED}: it did not score in shadow"}
+    return {"recorded": True, **model.shadow}
+
+
+def shadow_html(shadow: dict) -> str:
+    if not shadow["recorded"]:
+        return f"<p>{esc(shadow['note'])}</p>"
+    metric = shadow.get("metric")
+    rows = [
+        (
+            esc(run["run_id"]),
+            esc(fmt_time(run.get("as_of"))),
+            fmt_int(run["labelled"]),
+            fmt_metric((run.get("champion") or {}).get(metric)),
+            fmt_metric((run.get("challenger") or {}).get(metric)),
+        )
+        for run in shadow.get("runs", [])
+    ]
+    head = key_values(
+        [
+            ("verdict", shadow.get("verdict")),
+            ("judged", fmt_time(shadow.get("judged_at"))),
+            ("judged by run", shadow.get("judged_by_run")),
+            ("metric", metric),
+            ("labelled keys (all runs)", shadow.get("labelled")),
+            ("champion", (shadow.get("champion") or {}).get(metric)),
+            ("this version", (shadow.get("challenger") or {}).get(metric)),
+            ("gain", shadow.get("gain")),
+        ]
+    )
+    headers = ("shadow run", "as_of", "labelled", f"champion {metric}", f"this version {metric}")
+    return head + table(headers, rows, numeric=(2, 3, 4))
 
 
 def runs_html(runs: list[dict]) -> str:

@@ -256,6 +256,10 @@ class JobSpec(Strict):
         return f"{self.name}_predictions"
 
     @property
+    def shadow_table(self) -> str:
+        return f"{self.name}_shadow"
+
+    @property
     def changes_table(self) -> str:
         return f"{self.name}_changes"
 

@@ -439,6 +439,17 @@ class Governance(Strict):
         "pipeline erase`): `flag` marks the model version and its card; `retrain` also makes "
         "the next run fit a candidate without those rows, gated as usual",
     )
+    shadow_runs: int = Field(
+        0,
+        ge=0,
+        le=30,
+        description="a candidate the gate would promote first scores beside the champion for "
+        "this many published runs, into `scoring.<job>_shadow` (never `<job>_latest`); then "
+        "both are judged on the same labels that arrived since (realised performance), and it "
+        "is promoted (or its approval asked) only if it beats the champion there by "
+        "`model.promotion_margin`. 0: promote on the holdout alone. A forced promotion and a "
+        "job's first model skip the shadow",
+    )
     approval: Approval = Field(
         Approval(),
         description="whether a promotion waits for a person in Airflow's Required Actions "

@@ -277,9 +277,10 @@ def rewritten_manifest(manifest: Manifest, rewrite: Rewrite, entry: dict) -> Man
 
 
 def delete_predictions(cur, spec: JobSpec, keys: set[str]) -> int:
-    """Delete the keys' rows from the job's history and changes; the rows deleted."""
+    """Delete the keys' rows from the job's history, changes and shadow scores; the rows
+    deleted."""
     deleted = 0
-    for table in (spec.predictions_table, spec.changes_table):
+    for table in (spec.predictions_table, spec.changes_table, spec.shadow_table):
         if not db.relation_exists(cur.connection, f"scoring.{table}"):
             continue
         cur.execute(

@@ -8,6 +8,7 @@ report, and its summary: the last lines of the run's last task log.
 
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from pipeline.contracts import (
@@ -63,7 +64,7 @@ def publish(
         scoring_snapshot_id=scoring.snapshot_id,
         training_snapshot_id=training.snapshot_id if training else None,
     )
-    published = publish_run(ctx.url, ctx.spec, ctx.run, parts, record, scoring.change)
+    published = publish_run(ctx.url, ctx.spec, ctx.run, parts, record, scoring.change, model.shadow)
     record_timing(ctx.url, ctx.spec.name, ctx.run.run_id, "publish", published.seconds)
     prune_predictions(ctx.url, ctx.spec)
     report_run(ctx.url, ctx.spec.name, ctx.run.run_id, ctx.spec)
@@ -78,9 +79,11 @@ def publish_run(
     parts: list[ScoredPartition],
     record: PublishRecord,
     change: dict | None = None,
+    shadow: dict | None = None,
 ) -> Published:
     """Replace this run's predictions, move `<job>_latest` to them (an incremental run's
-    `change`: with the keys that left), mark the run published; all or nothing."""
+    `change`: with the keys that left), mark the run published; all or nothing. The scores of
+    a challenger in `shadow` go to `<job>_shadow` in the same transaction."""
     started = time.perf_counter()
     scored_at = datetime.now(UTC)
     total = sum(p.rows for p in parts)
@@ -94,8 +97,15 @@ def publish_run(
     }
     chunks = prediction_chunks(parts, constants, progress)
     left = left_key_chunks(change) if change else None
+    shadowed = None
+    if shadow:
+        scored = [replace(p, uri=p.shadow_uri) for p in parts if p.shadow_uri]
+        quiet = Progress(log, f"publish {spec.name} shadow v{shadow['version']}", total)
+        shadowed = prediction_chunks(
+            scored, {**constants, "model_version": shadow["version"]}, quiet
+        )
     published = publish_predictions(
-        url, spec, run, chunks, record, total, scored_at, code_version(), left
+        url, spec, run, chunks, record, total, scored_at, code_version(), left, shadowed
     )
     seconds = progress.finish()
     log.info("published run %s of %s: %d rows in %.1f s", run.run_id, spec.name, total, seconds)

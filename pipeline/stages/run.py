@@ -99,6 +99,10 @@ def run_scope(url: str, spec: JobSpec, as_of: datetime, trigger: Trigger) -> Sco
             base_run_id=base.run_id,
             base_as_of=base.as_of,
         )
+    challenger = models.fetch_version(url, spec.name, status="shadow")
+    if challenger is not None:  # it may also be promoted at `register`: every row then
+        reason = f"challenger v{challenger.version} is in shadow: it scores the whole table"
+        return Scope("full", reason, fingerprint)
     champion = models.champion(url, spec.name)
     return decide_scope(
         as_of,
@@ -137,7 +141,14 @@ def decide_retrain(ctx: Context, *checks: Validation) -> RetrainDecision:
 
 
 def retrain_due(url: str, spec: JobSpec, as_of: datetime, override: str) -> tuple[bool, str]:
-    """(due, reason) for a job at `as_of` with the trigger's `retrain` override."""
+    """(due, reason) for a job at `as_of` with the trigger's `retrain` override. No candidate
+    while a challenger is in shadow, unless the trigger asks (`always`: it supersedes it)."""
+    challenger = models.fetch_version(url, spec.name, status="shadow")
+    if challenger is not None and override != "always":
+        return False, (
+            f"challenger v{challenger.version} is in shadow (governance.shadow_runs): no new "
+            "candidate until it is judged"
+        )
     champion = models.champion(url, spec.name)
     raised = None
     if spec.retrain.policy == "on_drift":

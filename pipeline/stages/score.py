@@ -8,13 +8,14 @@ Parquet file of (key, score, label, probabilities); re-running a partition rewri
 import json
 import logging
 import time
+from contextlib import ExitStack
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.contracts import Context, Manifest, Partition, ScoredPartition, ServingModel
-from pipeline.datafiles.layout import partition_path
+from pipeline.datafiles.layout import partition_path, shadow_partition_path
 from pipeline.datafiles.root import DataRoot
 from pipeline.datafiles.snapshots import open_snapshot
 from pipeline.logic.partitions import partition_ranges
@@ -60,15 +61,21 @@ def plan_partitions(manifest: Manifest, key: str, partitions: int) -> list[Parti
 def score_partition(
     spec: JobSpec, manifest: Manifest, model_ref: ServingModel, partition: Partition, run_id: str
 ) -> ScoredPartition:
-    """Predict every row of one partition; returns where the predictions are and how many."""
+    """Predict every row of one partition (with the challenger in shadow too, into a file of
+    its own, when there is one); returns where the predictions are and how many."""
     started = time.perf_counter()
     root = DataRoot()
-    model = load_model(model_ref.artifact_uri, model_ref.artifact_sha256)
+    scorers = [(load_model(model_ref.artifact_uri, model_ref.artifact_sha256), partition_path)]
+    if model_ref.shadow:
+        shadow = model_ref.shadow
+        scorers.append(
+            (load_model(shadow["artifact_uri"], shadow["artifact_sha256"]), shadow_partition_path)
+        )
     first, last = partition.row_groups
     key = spec.source.key
-    out_path = partition_path(root, spec.name, run_id, partition.index)
+    paths = [path(root, spec.name, run_id, partition.index) for _, path in scorers]
     progress = Progress(log, f"score {spec.name} partition {partition.index}", partition.rows)
-    with open_snapshot(manifest) as source:
+    with open_snapshot(manifest) as source, ExitStack() as files:
         key_type = source.schema_arrow.field(key).type
         schema = pa.schema(
             [
@@ -78,23 +85,28 @@ def score_partition(
                 ("probabilities", pa.string()),
             ]
         )
-        with root.open_output(out_path) as sink, pq.ParquetWriter(sink, schema) as writer:
-            if last > first:
-                batches = source.iter_batches(
-                    batch_size=spec.scoring.batch_rows,
-                    row_groups=list(range(first, last)),
-                    columns=[key, *spec.features.all],
-                )
-                for batch in batches:
+        writers = [
+            files.enter_context(pq.ParquetWriter(files.enter_context(root.open_output(p)), schema))
+            for p in paths
+        ]
+        if last > first:
+            batches = source.iter_batches(
+                batch_size=spec.scoring.batch_rows,
+                row_groups=list(range(first, last)),
+                columns=[key, *spec.features.all],
+            )
+            for batch in batches:
+                for (model, _), writer in zip(scorers, writers, strict=True):
                     writer.write_table(predict_batch(model, spec, batch, schema))
-                    progress.advance(batch.num_rows)
+                progress.advance(batch.num_rows)
     seconds = progress.finish()
     return ScoredPartition(
         index=partition.index,
         rows=progress.done,
-        uri=root.uri(out_path),
+        uri=root.uri(paths[0]),
         seconds=round(time.perf_counter() - started, 3),
         predict_seconds=round(seconds, 3),
+        shadow_uri=root.uri(paths[1]) if len(paths) > 1 else None,
     )
 
 

@@ -23,6 +23,7 @@ from pipeline.model.files import load_model, save_model, verified_payload
 from pipeline.model.registry import register_candidate
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec
+from pipeline.stages.shadow import judge_shadow, shadow_model
 from pipeline.warehouse import models
 from pipeline.warehouse.alerts import last_run_alerted
 from pipeline.warehouse.models import ModelVersion
@@ -37,14 +38,18 @@ def train(ctx: Context, decision: RetrainDecision, manifest: Manifest) -> Candid
 
 def register(ctx: Context, candidate: Candidate | None) -> ServingModel:
     """The model to score with: the gate's verdict on this run's candidate, else the champion
-    (its file checked here, so a broken one stops the run with the ways out)."""
+    (its file checked here, so a broken one stops the run with the ways out), once a challenger
+    whose shadow runs are done is judged; with the challenger still in shadow, if any."""
     if candidate is None:
+        judge_shadow(ctx.url, ctx.spec, ctx.run.run_id)
         serving = serving_model(ctx.url, ctx.spec)
         try:
             verified_payload(serving.artifact_uri, serving.artifact_sha256)
         except ModelIntegrityError as exc:
             raise broken_champion(ctx.spec, serving.version, exc) from exc
-        return serving
+        return ServingModel.from_json(
+            {**serving.to_json(), "shadow": shadow_model(ctx.url, ctx.spec.name)}
+        )
     return gate(ctx.url, ctx.spec, candidate, ctx.run.run_id, ctx.run.force_promote)
 
 
@@ -157,7 +162,14 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
         said = reason if unjudged else f"the gate said: {reason}"
         promote, reason = True, f"force_promote set at trigger time; {said}"
     status, approval = "champion" if promote else "rejected", None
-    needs = promote and approval_needs(
+    shadowed = promote and not force_promote and current is not None
+    if shadowed and spec.governance.shadow_runs:
+        status = "shadow"
+        reason = (
+            f"in shadow for {spec.governance.shadow_runs} run(s), then judged on the labels "
+            f"that arrive (governance.shadow_runs); the gate said: {reason}"
+        )
+    needs = status == "champion" and approval_needs(
         spec,
         gain=gain_of(spec, candidate.metrics, champion_metrics) if champion_metrics else None,
         first=current is None,
@@ -183,7 +195,12 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
         )
     serving = serving_model(url, spec)
     return ServingModel.from_json(
-        {**serving.to_json(), "decision": decision.to_json(), "train_seconds": candidate.seconds}
+        {
+            **serving.to_json(),
+            "decision": decision.to_json(),
+            "train_seconds": candidate.seconds,
+            "shadow": shadow_model(url, spec.name),
+        }
     )
 
 

@@ -50,6 +50,7 @@ def render_job_objects(conn, spec: JobSpec, key_pg_type: str) -> str:
         .format(
             predictions=db.scoring_ident(spec.predictions_table),
             changes=db.scoring_ident(spec.changes_table),
+            shadow=db.scoring_ident(spec.shadow_table),
             latest=db.scoring_ident(spec.latest_view),
             lineage=db.scoring_ident(spec.lineage_view),
             drift=db.scoring_ident(spec.drift_view),

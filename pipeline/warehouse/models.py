@@ -1,5 +1,5 @@
 """scoring.model_versions: every model a job fitted, its metrics, the gate's decision, its
-status (champion, rejected, retired, awaiting_approval) and where its file is.
+status (champion, rejected, retired, awaiting_approval, shadow) and where its file is.
 
 At most one champion and one version awaiting approval per job (unique indexes); versions are
 numbered per job, and a re-run of the run that registered a version replaces that version's row
@@ -42,6 +42,7 @@ class ModelVersion(db.Row):
     erased_rows: int = 0  # rows of its training snapshot erased since (scoring.erasures)
     erasure_flagged_at: datetime | None = None
     approval: dict | None = None  # the request for a person's approval and its answer
+    shadow: dict | None = None  # the judgment of its shadow runs on realised labels
 
     @property
     def primary_value(self) -> float | None:
@@ -98,7 +99,7 @@ def version_for_run(cur, job: str, run_id: str) -> tuple[int, str | None]:
 def write_version(cur, row: dict) -> None:
     """Record a version (a `ModelVersion`'s columns); as champion, the previous one retires.
     A version promoted or awaiting approval supersedes a request still waiting."""
-    if row["status"] in ("champion", "awaiting_approval"):
+    if row["status"] in ("champion", "awaiting_approval", "shadow"):
         supersede(cur, row["job"], row["version"])
     if row["status"] == "champion":
         cur.execute(
@@ -145,14 +146,19 @@ def reinstate(cur, job: str, version: int, note: str) -> None:
 
 
 def supersede(cur, job: str, by: int) -> None:
-    """Close the job's waiting approval request (other than version `by`'s): rejected, its
-    verdict `superseded`."""
+    """Close the job's waiting approval request and let its challenger in shadow go (other than
+    version `by`'s): rejected, with the verdict `superseded`."""
     cur.execute(
         "UPDATE scoring.model_versions SET status = 'rejected',"
         " decision_reason = decision_reason || %(note)s,"
-        " approval = coalesce(approval, '{}') || jsonb_build_object('verdict', 'superseded',"
-        "  'answered_at', now(), 'reason', %(why)s)"
-        " WHERE job = %(job)s AND status = 'awaiting_approval' AND version <> %(by)s",
+        " approval = CASE WHEN status = 'awaiting_approval' THEN coalesce(approval, '{}')"
+        "  || jsonb_build_object('verdict', 'superseded', 'answered_at', now(), 'reason', %(why)s)"
+        "  ELSE approval END,"
+        " shadow = CASE WHEN status = 'shadow' THEN coalesce(shadow, '{}')"
+        "  || jsonb_build_object('verdict', 'superseded', 'judged_at', now(), 'reason', %(why)s)"
+        "  ELSE shadow END"
+        " WHERE job = %(job)s AND status IN ('awaiting_approval', 'shadow')"
+        " AND version <> %(by)s",
         {"job": job, "by": by, "note": f"; superseded by v{by}", "why": f"superseded by v{by}"},
     )
 
@@ -177,18 +183,31 @@ def note_approval(cur, job: str, version: int, fields: dict) -> None:
     )
 
 
-def settle(cur, job: str, version: int, status: str, note: str) -> None:
-    """Give a version that waited for approval its outcome: champion (the previous champion
-    retires) or rejected; `note` is appended to its decision."""
+def settle(
+    cur, job: str, version: int, status: str, note: str, since: str = "awaiting_approval"
+) -> None:
+    """Give a version that waited (`since`: for approval, or in shadow) its outcome: champion
+    (the previous champion retires), rejected, or awaiting_approval (a request still waiting
+    is superseded); `note` is appended to its decision."""
     if status == "champion":
         cur.execute(
             "UPDATE scoring.model_versions SET status = 'retired'"
             " WHERE job = %s AND status = 'champion'",
             (job,),
         )
+    if status == "awaiting_approval":
+        supersede(cur, job, version)
     cur.execute(
         "UPDATE scoring.model_versions SET status = %s, decision_reason = decision_reason || %s,"
         " promoted_at = CASE WHEN %s = 'champion' THEN now() END"
-        " WHERE job = %s AND version = %s AND status = 'awaiting_approval'",
-        (status, note, status, job, version),
+        " WHERE job = %s AND version = %s AND status = %s",
+        (status, note, status, job, version, since),
+    )
+
+
+def record_shadow(cur, job: str, version: int, judgment: dict) -> None:
+    """Store the judgment of a challenger's shadow runs on its version."""
+    cur.execute(
+        "UPDATE scoring.model_versions SET shadow = %s::jsonb WHERE job = %s AND version = %s",
+        (dumps(judgment), job, version),
     )

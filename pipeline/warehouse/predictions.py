@@ -46,6 +46,7 @@ def publish_predictions(
     scored_at: datetime,
     code: str,
     left_chunks: Iterator[bytes] | None = None,
+    shadow_chunks: Iterator[bytes] | None = None,
 ) -> datetime:
     """In one transaction, under the job's lock: replace the run's predictions with the CSV
     chunks (COPY_COLUMNS order), move what `<job>_latest` shows to them and mark the run
@@ -53,17 +54,15 @@ def publish_predictions(
 
     A full run becomes the view's base and empties the job's changes, unless the view stands
     at a later as_of (a backfill: history only). An incremental run writes its rows and the
-    keys that left (`left_chunks`) into the changes, on the state it started from."""
-    table = db.scoring_ident(spec.predictions_table)
-    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        table, sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
-    )
+    keys that left (`left_chunks`) into the changes, on the state it started from. A
+    challenger's scores in shadow (`shadow_chunks`) go to the job's shadow table."""
     with db.transaction(url) as conn, conn.cursor() as cur:
         lock_job(cur, spec.name)
-        cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(table), (run.run_id,))
-        if cur.rowcount:
-            log.info("re-publishing run %s: replaced %d earlier rows", run.run_id, cur.rowcount)
-        cur.copy_expert(copy_sql.as_string(conn), db.ChunkReader(csv_chunks))
+        replaced = replace_run_rows(cur, spec.predictions_table, run.run_id, csv_chunks)
+        if replaced:
+            log.info("re-publishing run %s: replaced %d earlier rows", run.run_id, replaced)
+        if shadow_chunks is not None:
+            replace_run_rows(cur, spec.shadow_table, run.run_id, shadow_chunks)
         if run.incremental:
             apply_change(cur, spec, run, left_chunks or iter(()), scored_at)
         moved = move_latest(cur, spec.name, run.run_id, full=not run.incremental)
@@ -76,6 +75,19 @@ def publish_predictions(
                 spec.latest_view,
             )
         return mark_published(cur, run, record, rows, scored_at, code)
+
+
+def replace_run_rows(cur, table: str, run_id: str, csv_chunks: Iterator[bytes]) -> int:
+    """Replace a run's rows of scoring.`table` with the CSV chunks (COPY_COLUMNS order);
+    returns how many earlier rows it replaced."""
+    ident = db.scoring_ident(table)
+    cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(ident), (run_id,))
+    replaced = cur.rowcount
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        ident, sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
+    )
+    cur.copy_expert(copy_sql.as_string(cur.connection), db.ChunkReader(csv_chunks))
+    return replaced
 
 
 def apply_change(
@@ -144,15 +156,12 @@ def changed_keys(url: str, spec: JobSpec) -> tuple[list, list[bool]]:
 
 
 def delete_run_predictions(url: str, spec: JobSpec, run_id: str) -> int:
-    """Delete one run's prediction rows and mark it pruned, in one transaction; the row count.
-    Row deletes take no lock a reader waits on."""
+    """Delete one run's prediction rows (and its shadow scores) and mark it pruned, in one
+    transaction; the row count. Row deletes take no lock a reader waits on."""
+    delete = sql.SQL("DELETE FROM {} WHERE run_id = %s")
     with db.transaction(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("DELETE FROM {} WHERE run_id = %s").format(
-                db.scoring_ident(spec.predictions_table)
-            ),
-            (run_id,),
-        )
+        cur.execute(delete.format(db.scoring_ident(spec.shadow_table)), (run_id,))
+        cur.execute(delete.format(db.scoring_ident(spec.predictions_table)), (run_id,))
         rows = cur.rowcount
         mark_pruned(cur, spec.name, run_id)
     return rows
@@ -176,14 +185,17 @@ def stored_predictions(url: str, spec: JobSpec, run_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["key", "score", "label", "probabilities"])
 
 
-def late_labelled_predictions(url: str, spec: JobSpec, run_id: str, eligible: pa.Array) -> list:
+def late_labelled_predictions(
+    url: str, spec: JobSpec, run_id: str, eligible: pa.Array, table: str | None = None
+) -> list:
     """The run's predictions of the `eligible` keys (those unlabelled at the run's as_of) whose
-    key has a label in the source now: (key, score, label, probabilities, truth) rows. The
+    key has a label in the source now: (key, score, label, probabilities, truth) rows; from
+    `table` (the job's shadow table: its challenger's) instead of its history if given. The
     eligible keys go to a temporary table; the labelled ones among them are found first (one
     pass of the source) and only their rows of the run are read: joining the run's rows first
     hashed all of them (10M rows: 24 s instead of 7 s when the run's statistics are not yet
     analysed)."""
-    predictions = db.scoring_ident(spec.predictions_table)
+    predictions = db.scoring_ident(table or spec.predictions_table)
     query = sql.SQL(
         "WITH labelled AS MATERIALIZED (SELECT e.key, s.{target} AS truth"
         " FROM eligible_keys AS e JOIN {source} AS s ON s.{key} = e.key"
@@ -219,4 +231,20 @@ def key_lineage_row(url: str, spec: JobSpec, key: str) -> dict | None:
             db.scoring_ident(spec.lineage_view)
         ),
         (key,),
+    )
+
+
+def shadow_runs(url: str, spec: JobSpec, version: int) -> list[dict]:
+    """The published runs whose predictions are kept in which challenger `version` scored in
+    shadow, oldest first (the columns realised performance reads of a run)."""
+    return db.fetch_all(
+        url,
+        sql.SQL(
+            "SELECT r.run_id, r.as_of, r.model_version, r.rows_scored, r.training_snapshot_id,"
+            " r.scoring_snapshot_id FROM scoring.scoring_runs AS r"
+            " WHERE r.job = %s AND r.status = 'published' AND r.predictions_pruned_at IS NULL"
+            " AND EXISTS (SELECT 1 FROM {} AS s WHERE s.run_id = r.run_id"
+            " AND s.model_version = %s) ORDER BY r.as_of"
+        ).format(db.scoring_ident(spec.shadow_table)),
+        (spec.name, version),
     )
