@@ -46,14 +46,18 @@ def url() -> str:
 
 @task(trigger_rule="all_done")
 def request_approval(job: str) -> int:
-    """Ask for approval when this run's candidate waits for it (the gate said so); else skip.
-    Runs when `register` failed too: a job's first model has no champion to score with."""
-    from pipeline.warehouse.models import model_of_run  # psycopg2: not at DAG parse
+    """Ask for approval when this run made a version wait for it (its candidate at the gate, or
+    a challenger it judged after its shadow runs); else skip. Runs when `register` failed too:
+    a job's first model has no champion to score with."""
+    from pipeline.warehouse.models import awaiting_approval  # psycopg2: not at DAG parse
 
-    context = get_current_context()
-    candidate = model_of_run(url(), job, context["dag_run"].run_id)
-    if candidate is None or candidate.status != "awaiting_approval":
-        raise AirflowSkipException("no candidate of this run awaits approval")
+    run_id = get_current_context()["dag_run"].run_id
+    waiting = awaiting_approval(url(), job)
+    candidate = next(
+        (v for v in waiting if (v.approval or {}).get("requested_by_run") == run_id), None
+    )
+    if candidate is None:
+        raise AirflowSkipException("no version awaits approval because of this run")
     log.info("job %s: v%d awaits approval: %s", job, candidate.version, candidate.decision_reason)
     return candidate.version
 

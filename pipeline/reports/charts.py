@@ -245,16 +245,29 @@ def line_chart_svg(
     svg_id: str | None = None,
     width: int = 900,
     height: int = 240,
+    versus: tuple[str, str, Sequence[float | None]] | None = None,
 ) -> str:
-    """A line through (label, value) points in order, each point labelled with its value."""
+    """A line through (label, value) points in order, each point labelled with its value.
+    `versus` (this line's name, the other's name, its values at the same labels) draws a
+    second line beside it, in grey, with a legend."""
     svg_id = svg_id or chart_id(title)
-    left, right, top, bottom = 64, 24, 20, 64
+    left, right, top, bottom = 64, 24, 36 if versus else 20, 64
     plot_w, plot_h = width - left - right, height - top - bottom
-    values = [v for _, v in points if finite(v)] + ([reference] if finite(reference) else [])
+    lines = [("", [v for _, v in points])] + ([("alt", list(versus[2]))] if versus else [])
+    values = [v for _, vs in lines for v in vs if finite(v)]
+    values += [reference] if finite(reference) else []
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     pad = (hi - lo) * 0.15 or abs(hi) * 0.1 or 0.1
     lo, hi = lo - pad, hi + pad
     desc = "; ".join(f"{label}: {fmt_metric(v)}" for label, v in points)
+    if versus:
+        desc += (
+            f" ({versus[0]}); "
+            + "; ".join(
+                f"{label}: {fmt_metric(v)}" for (label, _), v in zip(points, versus[2], strict=True)
+            )
+            + f" ({versus[1]})"
+        )
     out = [svg_open(svg_id, width, height, title, desc)]
 
     def y_of(v: float) -> float:
@@ -276,26 +289,34 @@ def line_chart_svg(
             f' text-anchor="end">{esc(reference_label)} {reference:.4f}</text>'
         )
     step = plot_w / max(len(points) - 1, 1)
-    xy = [
-        (left + (i * step if len(points) > 1 else plot_w / 2), y_of(v))
-        for i, (_, v) in enumerate(points)
-        if finite(v)
-    ]
-    if len(xy) > 1:
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
-        out.append(f'<polyline class="line" points="{path}"/>')
+
+    def x_of(i: int) -> float:
+        return left + (i * step if len(points) > 1 else plot_w / 2)
+
+    for cls, line in lines:
+        xy = [(x_of(i), y_of(v)) for i, v in enumerate(line) if finite(v)]
+        if len(xy) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+            out.append(f'<polyline class="line {cls}" points="{path}"/>')
+        for i, value in enumerate(line):
+            if finite(value):
+                x, label = x_of(i), points[i][0]
+                out.append(
+                    f'<circle class="point {cls}" cx="{x:.1f}" cy="{y_of(value):.1f}" r="3.5">'
+                    f"<title>{esc(label)}: {value:.4f}</title></circle>"
+                    f'<text class="small" x="{x:.1f}" y="{y_of(value) - 7:.1f}"'
+                    f' text-anchor="middle">{value:.3f}</text>'
+                )
+    if versus:
+        out.append(
+            f'<text class="small" x="{left + plot_w}" y="14" text-anchor="end">'
+            f'<tspan class="legend">&#9679; {esc(versus[0])}</tspan>'
+            f'<tspan class="legend alt" dx="12">&#9679; {esc(versus[1])}</tspan></text>'
+        )
     label_every = max(1, math.ceil(len(points) / 12))
-    for i, (label, value) in enumerate(points):
-        x = left + (i * step if len(points) > 1 else plot_w / 2)
-        if finite(value):
-            out.append(
-                f'<circle class="point" cx="{x:.1f}" cy="{y_of(value):.1f}" r="3.5">'
-                f"<title>{esc(label)}: {value:.4f}</title></circle>"
-                f'<text class="small" x="{x:.1f}" y="{y_of(value) - 7:.1f}"'
-                f' text-anchor="middle">{value:.3f}</text>'
-            )
+    for i, (label, _) in enumerate(points):
         if i % label_every == 0:
-            cy = top + plot_h + 14
+            x, cy = x_of(i), top + plot_h + 14
             out.append(
                 f'<text class="small" x="{x:.1f}" y="{cy}" text-anchor="end"'
                 f' transform="rotate(-30 {x:.1f} {cy})">{esc(clip(label, 24))}'

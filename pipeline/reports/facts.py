@@ -14,6 +14,7 @@ from pipeline.warehouse import models, monitoring, runs, validations
 from pipeline.warehouse.alerts import AlertRow, alerts_of_run
 from pipeline.warehouse.models import ModelVersion
 from pipeline.warehouse.monitoring import DriftRow, PerformanceRow
+from pipeline.warehouse.predictions import shadow_runs, shadow_version_of_run
 from pipeline.warehouse.runs import RunRow
 from pipeline.warehouse.snapshots import SnapshotRow, snapshots_of_run
 from pipeline.warehouse.validations import ValidationRow
@@ -53,6 +54,8 @@ class ReportFacts:
     distributions: list[Distribution] = field(default_factory=list)
     distributions_note: str = ""
     drift_other: list[DriftRow] = field(default_factory=list)  # the other population, if any
+    challenger: ModelVersion | None = None  # in shadow this run, or judged by it
+    shadow_runs: int = 0  # the published runs it has scored in shadow
 
     @property
     def rows_scored(self) -> int | None:
@@ -81,6 +84,10 @@ def gather(url: str, spec: JobSpec, run_id: str, root: DataRoot) -> ReportFacts:
     scores, scores_note = recorded_scores(run)
     alerted = [a.subject for a in raised if a.kind == "drift"]
     distributions, distributions_note = drifted_distributions(spec, drift, alerted)
+    shadowed = shadow_version_of_run(url, spec, run_id)
+    challenger = models.judged_by_run(url, job, run_id) or (
+        models.fetch_version(url, job, version=shadowed) if shadowed else None
+    )
     return ReportFacts(
         run=run,
         root=root,
@@ -99,6 +106,8 @@ def gather(url: str, spec: JobSpec, run_id: str, root: DataRoot) -> ReportFacts:
         distributions=distributions,
         distributions_note=distributions_note,
         drift_other=[r for r in measured if not r.decides],
+        challenger=challenger,
+        shadow_runs=len(shadow_runs(url, spec, challenger.version)) if challenger else 0,
     )
 
 

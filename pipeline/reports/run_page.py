@@ -104,6 +104,11 @@ def render_report(spec: JobSpec, facts: ReportFacts) -> str:
         ("scores", "Scores", scores_section(spec, facts)),
         ("drift", "Drift", drift_section(spec, facts)),
         ("performance", "Realised performance", performance_section(facts.performance)),
+        *(
+            [("shadow", "Challenger in shadow", shadow_section(spec, facts))]
+            if facts.challenger
+            else []
+        ),
         ("volumes", "Rows and timings", volumes_section(facts)),
     ]
     toc = " ".join(f'<a href="#{key}">{esc(name)}</a>' for key, name, _ in sections)
@@ -574,6 +579,55 @@ def performance_section(rows: list[PerformanceRow] | None) -> str:
         )
     )
     return "".join(out)
+
+
+def shadow_section(spec: JobSpec, facts: ReportFacts) -> str:
+    """The challenger that scored beside the champion: how many runs so far, or how it was
+    judged on the late labels of those runs, both curves over them."""
+    challenger = facts.challenger
+    wanted = spec.governance.shadow_runs
+    judged = challenger.shadow or {}
+    where = (
+        f"Its scores are in <code>scoring.{esc(spec.shadow_table)}</code>, never in "
+        f"<code>scoring.{esc(spec.latest_view)}</code>."
+    )
+    if not judged.get("runs"):
+        return (
+            f"<p><strong>Challenger v{challenger.version} scores beside the champion</strong>"
+            f" ({facts.shadow_runs} of {wanted} shadow run(s) so far); then both are judged on "
+            f"the labels that arrived for those runs. {where}</p>"
+        )
+    metric = judged["metric"]
+    runs = judged["runs"]
+    labels = [run["run_id"] for run in runs]
+    champion = [(run.get("champion") or {}).get(metric) for run in runs]
+    mine = [(run.get("challenger") or {}).get(metric) for run in runs]
+    chart = line_chart_svg(
+        list(zip(labels, mine, strict=True)),
+        title=f"Realised {metric} per shadow run: challenger v{challenger.version} and champion",
+        y_label=metric,
+        svg_id="shadow-curves",
+        versus=(f"challenger v{challenger.version}", "champion", champion),
+    )
+    rows = [
+        [
+            f"<span class=mono>{esc(run['run_id'])}</span>",
+            fmt_int(run["labelled"]),
+            fmt_metric(c),
+            fmt_metric(m),
+        ]
+        for run, c, m in zip(runs, champion, mine, strict=True)
+    ]
+    return (
+        f"<p>{badge(judged.get('verdict', ''), challenger.status)} challenger "
+        f"v{challenger.version}: {esc(challenger.decision_reason)}</p><p>{where}</p>"
+        + figure(chart, "Both models on the same late-labelled keys of each shadow run")
+        + table(
+            ["shadow run", "labelled", f"champion {metric}", f"challenger {metric}"],
+            rows,
+            numeric=(1, 2, 3),
+        )
+    )
 
 
 def volumes_section(facts: ReportFacts) -> str:

@@ -181,7 +181,7 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
         said = reason if forced else f"the gate said: {reason}"
         reason = f"awaits approval ({'; '.join(needs)}); {said}"
         approval = {"conditions": needs, "requested_by_run": run_id}
-    elif promote and not forced:
+    elif status == "champion" and not forced:
         reason = f"{reason}: promoted as champion" if current is None else f"promoted: {reason}"
     decision = register_candidate(
         url, spec, run_id, candidate, champion_metrics, current, status, reason, forced, approval

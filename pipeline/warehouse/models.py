@@ -211,3 +211,13 @@ def record_shadow(cur, job: str, version: int, judgment: dict) -> None:
         "UPDATE scoring.model_versions SET shadow = %s::jsonb WHERE job = %s AND version = %s",
         (dumps(judgment), job, version),
     )
+
+
+def judged_by_run(url: str, job: str, run_id: str) -> ModelVersion | None:
+    """The challenger whose shadow runs this run judged, if any."""
+    return db.fetch_row(
+        url,
+        ModelVersion,
+        "SELECT * FROM scoring.model_versions WHERE job = %s AND shadow->>'judged_by_run' = %s",
+        (job, run_id),
+    )

@@ -248,3 +248,18 @@ def shadow_runs(url: str, spec: JobSpec, version: int) -> list[dict]:
         ).format(db.scoring_ident(spec.shadow_table)),
         (spec.name, version),
     )
+
+
+def shadow_version_of_run(url: str, spec: JobSpec, run_id: str) -> int | None:
+    """The challenger that scored the run in shadow, if one did."""
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        if not db.relation_exists(conn, f"scoring.{spec.shadow_table}"):
+            return None
+        cur.execute(
+            sql.SQL("SELECT model_version FROM {} WHERE run_id = %s LIMIT 1").format(
+                db.scoring_ident(spec.shadow_table)
+            ),
+            (run_id,),
+        )
+        row = cur.fetchone()
+    return row[0] if row else None

@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from helpers import query, run_stages
+from pipeline.datafiles.layout import report_path
+from pipeline.datafiles.root import DataRoot
 from pipeline.reports.dossier import gather_dossier
 from pipeline.spec import load_spec
 from pipeline.warehouse import models
@@ -60,6 +62,12 @@ def day(n: int) -> datetime:
     return START + timedelta(days=n)
 
 
+def report(url, run_id: str) -> str:
+    """The run's report page, as it was written when the run published."""
+    root = DataRoot()
+    return root.read_bytes(report_path(root, JOB, run_id)).decode()
+
+
 def statuses(url) -> dict[int, str]:
     return dict(query(url, "SELECT version, status FROM scoring.model_versions ORDER BY 1"))
 
@@ -97,6 +105,9 @@ def test_the_challenger_scores_beside_the_champion_never_in_latest(in_shadow):
     )
     assert same_keys == [(2000,)]
     assert statuses(url) == {1: "champion", 2: "shadow"}  # 2 runs scored, no label yet
+    assert "Challenger v2 scores beside the champion</strong> (2 of 2 shadow run(s)" in report(
+        url, "run-3"
+    )
 
 
 @pytest.mark.parametrize("labels, verdict", [("as_before", "promoted"), ("reversed", "lost")])
@@ -125,6 +136,9 @@ def test_promotion_is_decided_on_the_late_labels(in_shadow, labels, verdict):
         assert fourth["register"]["version"] == 1
         assert "; lost in shadow: realised roc_auc" in judged.decision_reason
     assert query(url, f"SELECT count(*) FROM scoring.{JOB}_shadow WHERE run_id = 'run-4'") == [(0,)]
+    page = report(url, "run-4")
+    assert 'id="shadow-curves"' in page and page.count("<polyline") >= 2  # both curves
+    assert f"scoring.{JOB}_shadow" in page
     facts = gather_dossier(url, JOB, 2).facts["shadow"]
     assert facts["recorded"] and facts["verdict"] == verdict
     assert facts["runs"] == judged.shadow["runs"]
