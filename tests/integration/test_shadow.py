@@ -4,6 +4,7 @@ labels; it is promoted only if it wins there, whatever the holdout said."""
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,6 +14,7 @@ from pipeline.datafiles.layout import report_path
 from pipeline.datafiles.root import DataRoot
 from pipeline.reports.dossier import gather_dossier
 from pipeline.spec import load_spec
+from pipeline.stages import approve
 from pipeline.warehouse import models
 
 pytestmark = pytest.mark.integration
@@ -149,3 +151,51 @@ def test_a_candidate_asked_for_supersedes_the_challenger(in_shadow):
     run_stages(url, spec, day(2), "run-3")  # retrain: always, as the trigger form can ask
     assert statuses(url) == {1: "champion", 2: "rejected", 3: "shadow"}
     assert models.fetch_version(url, JOB, version=2).shadow["verdict"] == "superseded"
+
+
+def test_a_win_in_shadow_then_waits_for_approval_when_the_spec_asks(warehouse, jobs):
+    query(warehouse, BUYERS)
+    run_stages(warehouse, write_spec(jobs, STUMP), day(0), "run-1")
+    spec = write_spec(jobs, FOREST, shadow_runs=1)
+    raw = yaml.safe_load(Path(spec.path).read_text())
+    raw["governance"]["approval"] = {"when": "always", "approvers": ["alice"]}
+    Path(spec.path).write_text(yaml.safe_dump(raw))
+    spec = load_spec(spec.path)
+    second = run_stages(warehouse, spec, day(1), "run-2")
+    assert second["register"]["decision"]["status"] == "shadow"  # asked after its shadow runs
+    query(warehouse, LABELS["as_before"])
+
+    third = run_stages(warehouse, spec, day(2), "run-3", retrain="auto")
+
+    assert statuses(warehouse) == {1: "champion", 2: "awaiting_approval"}
+    assert third["register"]["version"] == 1 and third["register"]["shadow"] is None
+    waiting = models.fetch_version(warehouse, JOB, version=2)
+    assert waiting.shadow["verdict"] == "awaiting_approval"
+    assert waiting.approval == {
+        "conditions": ["governance.approval.when is always"],
+        "requested_by_run": "run-3",
+    }
+    asked = approve.request(warehouse, spec)
+    assert asked["version"] == 2
+    approve.settle(
+        warehouse,
+        spec,
+        2,
+        {
+            "chosen_options": ["Approve"],
+            "params_input": {"reason": "won on 500 real labels"},
+            "responded_at": "2019-03-04T09:00:00+00:00",
+            "responded_by_user": {"id": "alice", "name": "alice"},
+        },
+    )
+    assert statuses(warehouse) == {1: "retired", 2: "champion"}
+
+
+def test_a_forced_promotion_skips_the_shadow(warehouse, jobs):
+    query(warehouse, BUYERS)
+    run_stages(warehouse, write_spec(jobs, STUMP), day(0), "run-1")
+    spec = write_spec(jobs, STUMP, shadow_runs=3)
+    second = run_stages(warehouse, spec, day(1), "run-2", force_promote=True)
+    assert second["register"]["decision"]["status"] == "champion"
+    assert second["register"]["shadow"] is None
+    assert statuses(warehouse) == {1: "retired", 2: "champion"}
