@@ -99,7 +99,7 @@ def with_approval(card: str, approval: dict) -> str:
         against = f" vs {champion} {old:.5f} on the same holdout" if old is not None else ""
         shown = f" Shown: holdout {metric} {new:.5f}{against}."
     by = approval.get("answered_by") or {}
-    who = f" by {escape(by.get('name') or by.get('id'))}" if by else ""
+    who = f" by {escape(str(by.get('name') or by.get('id')))}" if by else ""
     verdict = approval.get("verdict", "").replace("_", " ")
     return with_section(
         card,

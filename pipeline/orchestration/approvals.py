@@ -142,7 +142,7 @@ def build_approval_dag(spec: JobSpec, path: str):
             response_timeout=timedelta(hours=approval.timeout_hours),
         )
         settled = record()
-        rescore = rescores(settled)
+        rescore = rescores(settled)  # type: ignore[arg-type]  # an XComArg at parse time
         asked >> answer >> settled
         rescore >> TriggerDagRunOperator(
             task_id="rescore", trigger_dag_id=spec.name, conf={"retrain": "never"}

@@ -105,7 +105,7 @@ def render_report(spec: JobSpec, facts: ReportFacts) -> str:
         ("drift", "Drift", drift_section(spec, facts)),
         ("performance", "Realised performance", performance_section(facts.performance)),
         *(
-            [("shadow", "Challenger in shadow", shadow_section(spec, facts))]
+            [("shadow", "Challenger in shadow", shadow_section(spec, facts.challenger, facts))]
             if facts.challenger
             else []
         ),
@@ -581,10 +581,9 @@ def performance_section(rows: list[PerformanceRow] | None) -> str:
     return "".join(out)
 
 
-def shadow_section(spec: JobSpec, facts: ReportFacts) -> str:
+def shadow_section(spec: JobSpec, challenger: ModelVersion, facts: ReportFacts) -> str:
     """The challenger that scored beside the champion: how many runs so far, or how it was
     judged on the late labels of those runs, both curves over them."""
-    challenger = facts.challenger
     wanted = spec.governance.shadow_runs
     judged = challenger.shadow or {}
     where = (
