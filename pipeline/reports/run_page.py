@@ -356,6 +356,14 @@ def gate_section(spec: JobSpec, facts: ReportFacts) -> str:
             f" {fmt_metric(serving.primary_value)}; trained by run"
             f" <span class=mono>{esc(serving.run_id)}</span>).</p>"
         )
+        approval = serving.approval or {}
+        if approval.get("verdict") == "approved":
+            by = approval.get("answered_by") or {}
+            out.append(
+                f"<p>v{serving.version} was approved by {esc(by.get('name') or by.get('id'))}"
+                f" at {esc(str(approval.get('answered_at'))[:16])} UTC:"
+                f" {esc(approval.get('reason'))}</p>"
+            )
     elif run.model_version is None:
         out.append('<p class="note">No model scored this run.</p>')
     return "".join(out)

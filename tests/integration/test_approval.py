@@ -8,6 +8,7 @@ import yaml
 
 from helpers import query, run_stages
 from pipeline import cli
+from pipeline.datafiles.layout import report_path
 from pipeline.datafiles.root import DataRoot
 from pipeline.errors import PipelineError
 from pipeline.local.demo_data import demo_as_of, seed_table
@@ -108,7 +109,7 @@ def test_no_condition_met_promotes_at_once(champion, jobs):
     assert statuses(champion) == {1: "retired", 2: "champion"}
 
 
-def test_approve_promotes_for_the_next_run_with_the_record(champion, jobs):
+def test_approve_promotes_for_the_next_run_with_the_record(champion, jobs, capsys):
     url = champion
     spec = strong_model(jobs, when="always")
     run_stages(url, spec, demo_as_of(), "run-2")
@@ -147,6 +148,14 @@ def test_approve_promotes_for_the_next_run_with_the_record(champion, jobs):
     third = run_stages(url, spec, demo_as_of(), "run-3", retrain=False)
     assert third["register"]["version"] == 2
     assert query(url, f"SELECT DISTINCT model_version FROM scoring.{JOB}_latest") == [(2,)]
+    root = DataRoot()
+    page = root.read_bytes(report_path(root, JOB, "run-3")).decode()
+    assert "v2 was approved by alice at 2026-12-03T10:00 UTC: holdout gain is real" in page
+    key = query(url, f"SELECT min(key) FROM scoring.{JOB}_latest")[0][0]
+    assert cli.main(["lineage", JOB, str(key)]) == 0
+    assert "approved by alice at 2026-12-03T10:00 UTC: holdout gain is real" in (
+        capsys.readouterr().out
+    )
 
 
 @pytest.mark.parametrize(
