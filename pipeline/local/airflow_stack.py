@@ -246,8 +246,18 @@ def stop() -> bool:
     os.killpg(group, signal.SIGTERM)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and running():
+        reap(group)
         time.sleep(0.5)
     if running():
         os.killpg(group, signal.SIGKILL)
     pid_file().unlink(missing_ok=True)
     return True
+
+
+def reap(pid: int) -> None:
+    """Collect the stack's leader once it exits, when this process started it: until then it
+    stays a zombie, which `running` cannot tell from a live process."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # started by another process (`make airflow`): not ours to reap
+        pass
