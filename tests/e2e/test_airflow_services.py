@@ -115,6 +115,53 @@ def test_trigger_with_params_runs_the_dag_on_real_airflow(airflow_services, jobs
     problems = [p for name, records in sorted(logged.items()) for p in log_problems(name, records)]
     assert not problems, "\n".join(problems)
 
+    a_request_nobody_answers_keeps_the_champion(api, jobs, url)
+
+
+def a_request_nobody_answers_keeps_the_champion(api, jobs, url: str) -> None:
+    """A forced promotion waits for an approver who never answers: at the deadline Airflow ends
+    the Required Action, and the approval DAG records the request as timed out."""
+    path = jobs / "delivery_delay.yaml"
+    spec = yaml.safe_load(path.read_text())
+    approval = {"when": ["force_promote"], "approvers": ["nobody"], "timeout_hours": 0.005}
+    spec["governance"] = {"approval": approval}  # 18 s
+    path.write_text(yaml.safe_dump(spec))
+    deadline = time.monotonic() + DEADLINE_S
+    while "request_approval" not in {  # the dag-processor has parsed the spec again
+        t["task_id"] for t in api.call("GET", "/api/v2/dags/delivery_delay/tasks")["tasks"]
+    } or not api.try_call("GET", "/api/v2/dags/delivery_delay_approval").get("dag_id"):
+        api.check(deadline, "the approval DAG to be parsed")
+    champion = query(url, "SELECT version FROM scoring.model_versions WHERE status = 'champion'")
+    conf = {"as_of": "2026-06-02T00:00:00Z", "retrain": "always", "force_promote": True}
+    run = api.run_to_end("delivery_delay", conf, DEADLINE_S)
+    assert run["state"] == "success", run
+    ((version, status),) = query(
+        url,
+        "SELECT version, status FROM scoring.model_versions WHERE run_id = %s",
+        (run["dag_run_id"],),
+    )
+    assert status == "awaiting_approval"
+    runs = "/api/v2/dags/delivery_delay_approval/dagRuns"
+    while not (asked := api.call("GET", runs)["dag_runs"]) or asked[0]["state"] not in (
+        "success",
+        "failed",
+    ):
+        api.check(deadline, "the approval request to time out")
+    tasks = api.call("GET", f"{runs}/{asked[0]['dag_run_id']}/taskInstances")["task_instances"]
+    states = {t["task_id"]: t["state"] for t in tasks}
+    assert states["approve"] == "failed" and states["record"] == "success", states
+    ((status, verdict, reason),) = query(
+        url,
+        "SELECT status, approval->>'verdict', approval->>'reason' FROM scoring.model_versions"
+        " WHERE version = %s",
+        (version,),
+    )
+    assert (status, verdict, reason) == ("rejected", "timed_out", "no answer before the deadline")
+    assert (
+        query(url, "SELECT version FROM scoring.model_versions WHERE status = 'champion'")
+        == champion
+    )
+
 
 def test_airflow_backfill_create_runs_the_cut_offs_through_the_scheduler(airflow_services, jobs):
     """The deployment's way to backfill, as docs/operations.md shows it: `airflow backfill
