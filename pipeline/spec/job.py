@@ -155,6 +155,12 @@ class JobSpec(Strict):
         self._check_classes()
         self._check_incremental()
         self._check_pii()
+        if self.governance.shadow_runs > self.retention.keep_runs:
+            raise ValueError(
+                f"governance.shadow_runs: {self.governance.shadow_runs} is more than "
+                f"retention.keep_runs ({self.retention.keep_runs}): the first shadow runs' "
+                "scores would be deleted before the challenger is judged on them"
+            )
         if self.model.estimator not in estimators.names(self.task):
             raise ValueError(
                 f"model.estimator: {self.model.estimator!r} is not available for {self.task}; "

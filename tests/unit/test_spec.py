@@ -80,6 +80,10 @@ def test_name_defaults_to_file_stem_and_defaults_apply(tmp_path):
             {"governance": {"approval": {"when": ["soon"], "approvers": ["a"]}}},
             "governance.approval.when",
         ),
+        (
+            {"governance": {"shadow_runs": 5}, "retention": {"keep_runs": 3}},
+            "governance.shadow_runs: 5 is more than retention.keep_runs (3)",
+        ),
     ],
 )
 def test_bad_spec_names_file_and_key(tmp_path, changes, fragment):
