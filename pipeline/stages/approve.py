@@ -14,13 +14,14 @@ from pipeline.config import airflow_ui_url
 from pipeline.datafiles.layout import report_path
 from pipeline.datafiles.root import DataRoot
 from pipeline.errors import PipelineError
-from pipeline.logic.approval import verdict_of
+from pipeline.logic.approval import approval_asks, approval_needs, verdict_of
 from pipeline.logic.cutoffs import parse_timestamp
 from pipeline.logic.gate import gain_of
 from pipeline.model.card import with_approval
 from pipeline.model.files import COMPANIONS, companion_path
 from pipeline.spec import LOWER_IS_BETTER, JobSpec
 from pipeline.warehouse import db, models, runs
+from pipeline.warehouse.alerts import last_run_alerted
 from pipeline.warehouse.jobs import lock_job
 from pipeline.warehouse.models import ModelVersion
 from pipeline.warehouse.monitoring import drift_of_run
@@ -28,6 +29,15 @@ from pipeline.warehouse.monitoring import drift_of_run
 log = logging.getLogger(__name__)
 
 SETTLED = {"approved": "champion", "rejected": "rejected", "timed_out": "rejected"}
+
+
+def reasons_to_ask(
+    url: str, spec: JobSpec, *, gain: float | None, first: bool, forced: bool
+) -> list[str]:
+    """Why a promotion waits for a person (`logic.approval.approval_needs`), the job's last
+    published run's alerts looked up only when the spec asks about them."""
+    alerted = approval_asks(spec, "alert") and last_run_alerted(url, spec.name)
+    return approval_needs(spec, gain=gain, first=first, forced=forced, alerted=alerted)
 
 
 def waiting_version(url: str, job: str, version: int | None = None) -> ModelVersion:

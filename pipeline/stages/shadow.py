@@ -11,13 +11,12 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from pipeline.logic.approval import approval_asks, approval_needs
 from pipeline.logic.gate import gain_of
 from pipeline.logic.realised import realised_metrics
 from pipeline.monitoring.performance import eligible_keys, labelled_frame
 from pipeline.spec import JobSpec
+from pipeline.stages.approve import reasons_to_ask
 from pipeline.warehouse import db, models
-from pipeline.warehouse.alerts import last_run_alerted
 from pipeline.warehouse.jobs import lock_job
 from pipeline.warehouse.models import ModelVersion
 from pipeline.warehouse.predictions import late_labelled_predictions, shadow_runs
@@ -138,13 +137,7 @@ def judge_shadow(url: str, spec: JobSpec, run_id: str) -> dict | None:
         return settle_shadow(
             url, spec, challenger, "rejected", {**judgment, "verdict": "lost"}, note
         )
-    needs = approval_needs(
-        spec,
-        gain=gain,
-        first=False,
-        forced=False,
-        alerted=approval_asks(spec, "alert") and last_run_alerted(url, spec.name),
-    )
+    needs = reasons_to_ask(url, spec, gain=gain, first=False, forced=False)
     if needs:
         note = f"; won in shadow ({compared}); awaits approval ({'; '.join(needs)})"
         request = {"conditions": needs, "requested_by_run": run_id}

@@ -15,7 +15,6 @@ from pipeline.datafiles.layout import candidate_dir
 from pipeline.datafiles.root import DataRoot
 from pipeline.datafiles.snapshots import load_manifest, read_snapshot
 from pipeline.errors import ModelIntegrityError, PipelineError
-from pipeline.logic.approval import approval_asks, approval_needs
 from pipeline.logic.gate import beats, gain_of
 from pipeline.model import fitting
 from pipeline.model.card import model_card
@@ -23,9 +22,9 @@ from pipeline.model.files import load_model, save_model, verified_payload
 from pipeline.model.registry import register_candidate
 from pipeline.provenance import code_version, library_versions
 from pipeline.spec import JobSpec
+from pipeline.stages.approve import reasons_to_ask
 from pipeline.stages.shadow import judge_shadow, shadow_model
 from pipeline.warehouse import models
-from pipeline.warehouse.alerts import last_run_alerted
 from pipeline.warehouse.models import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -169,12 +168,12 @@ def gate(url: str, spec: JobSpec, candidate: Candidate, run_id: str, force_promo
             f"in shadow for {spec.governance.shadow_runs} run(s), then judged on the labels "
             f"that arrive (governance.shadow_runs); the gate said: {reason}"
         )
-    needs = status == "champion" and approval_needs(
+    needs = status == "champion" and reasons_to_ask(
+        url,
         spec,
         gain=gain_of(spec, candidate.metrics, champion_metrics) if champion_metrics else None,
         first=current is None,
         forced=force_promote,
-        alerted=approval_asks(spec, "alert") and last_run_alerted(url, spec.name),
     )
     if needs:
         status = "awaiting_approval"

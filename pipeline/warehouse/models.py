@@ -102,13 +102,18 @@ def write_version(cur, row: dict) -> None:
     if row["status"] in ("champion", "awaiting_approval", "shadow"):
         supersede(cur, row["job"], row["version"])
     if row["status"] == "champion":
-        cur.execute(
-            "UPDATE scoring.model_versions SET status = 'retired'"
-            " WHERE job = %s AND status = 'champion' AND version <> %s",
-            (row["job"], row["version"]),
-        )
+        retire_champion_for(cur, row["job"], row["version"])
     # a re-run replaces its own version; the run that made it stays (no right to change it)
     db.upsert(cur, "model_versions", row, key=("job", "version"), keep=("run_id",))
+
+
+def retire_champion_for(cur, job: str, version: int) -> None:
+    """Retire the job's champion, unless it is `version`, which is about to become it."""
+    cur.execute(
+        "UPDATE scoring.model_versions SET status = 'retired'"
+        " WHERE job = %s AND status = 'champion' AND version <> %s",
+        (job, version),
+    )
 
 
 def retire(cur, job: str, reason: str) -> int | None:
@@ -190,11 +195,7 @@ def settle(
     (the previous champion retires), rejected, or awaiting_approval (a request still waiting
     is superseded); `note` is appended to its decision."""
     if status == "champion":
-        cur.execute(
-            "UPDATE scoring.model_versions SET status = 'retired'"
-            " WHERE job = %s AND status = 'champion'",
-            (job,),
-        )
+        retire_champion_for(cur, job, version)
     if status == "awaiting_approval":
         supersede(cur, job, version)
     cur.execute(
